@@ -1,0 +1,146 @@
+"""What to build and how to train it: frozen, self-validating specs and the named presets.
+
+Every limit lives here, once, so the UI, the CLI and the engine reject the same bad values with the same
+message (a LabError whose key the UI translates).
+"""
+from dataclasses import asdict, dataclass, field, fields, replace
+
+from .i18n import LabError
+
+# He et al.'s CIFAR nets have 6n+2 layers: a stem conv, three stages of n two-conv blocks, and a linear head.
+MIN_DEPTH, MAX_DEPTH = 8, 110
+VALID_DEPTHS = tuple(range(MIN_DEPTH, MAX_DEPTH + 1, 6))
+STAGE_CHANNELS = (16, 32, 64)
+WIDTHS = (0.25, 0.5, 1.0, 2.0)
+SHORTCUTS = ("A", "B")  # A: identity + zero-padding (same params as plain); B: 1x1 projection on shape change
+INITS = ("he", "default")  # he: Kaiming normal (fan_out), as torchvision; default: PyTorch's own
+STEM_STRIDES = (1, 2)
+OPTIMIZERS = ("sgd", "adam")
+MIN_MODELS, MAX_MODELS = 1, 6
+MAX_NAME = 24
+
+
+def _check(ok: bool, key: str, **params) -> None:
+    if not ok:
+        raise LabError(key, **params)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One CNN of a comparison. Depth counts weight layers: 6n+2."""
+
+    depth: int = 20
+    skip: bool = True  # residual (True) or plain (False)
+    shortcut: str = "A"
+    width: float = 1.0  # multiplies the 16/32/64 stage channels
+    batch_norm: bool = True
+    init: str = "he"
+    stem_stride: int = 2  # 2 puts 14x14 maps into stage 1: ~4x cheaper on a laptop, the lesson survives
+    name: str = ""  # empty: derived, e.g. "res-56"
+
+    def __post_init__(self):
+        _check(isinstance(self.depth, int) and self.depth in VALID_DEPTHS, "error.depth",
+               value=self.depth, lo=MIN_DEPTH, hi=MAX_DEPTH)
+        _check(self.shortcut in SHORTCUTS, "error.shortcut", value=self.shortcut)
+        _check(self.width in WIDTHS, "error.width", value=self.width, choices=", ".join(map(str, WIDTHS)))
+        _check(self.init in INITS, "error.init", value=self.init)
+        _check(self.stem_stride in STEM_STRIDES, "error.stem_stride", value=self.stem_stride)
+        _check(isinstance(self.name, str) and len(self.name) <= MAX_NAME, "error.name", hi=MAX_NAME)
+        if not self.name:
+            object.__setattr__(self, "name", self.default_name())
+
+    @property
+    def blocks_per_stage(self) -> int:
+        return (self.depth - 2) // 6
+
+    def stage_channels(self) -> tuple[int, ...]:
+        return tuple(max(1, round(c * self.width)) for c in STAGE_CHANNELS)
+
+    def default_name(self) -> str:
+        name = f"{'res' if self.skip else 'plain'}-{self.depth}"
+        if self.skip and self.shortcut != "A":
+            name += self.shortcut
+        if self.width != 1.0:
+            name += f"-w{self.width:g}"
+        if not self.batch_norm:
+            name += "-nobn"
+        return name
+
+
+@dataclass(frozen=True)
+class TrainSpec:
+    """How every model of a comparison is trained: the same data order, seed and schedule for each."""
+
+    steps: int = 150  # plain-56 falls 2x behind by step ~60-70; 150 steps take ~50 s on 2 cores
+    batch_size: int = 64
+    optimizer: str = "sgd"
+    lr: float = 0.05  # 0.1 also shows the lesson, but res-56 then needs ~250 steps to get going
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    warmup_steps: int = 0  # linear warm-up from lr/10 helps very deep nets without batch norm
+    seed: int = 0
+    eval_every: int = 30  # steps between test-set evaluations (and one at the end)
+    eval_size: int = 500  # test digits used per evaluation; a fixed subset keeps it quick
+
+    def __post_init__(self):
+        _check(isinstance(self.steps, int) and 1 <= self.steps <= 100_000, "error.steps", value=self.steps)
+        _check(isinstance(self.batch_size, int) and 1 <= self.batch_size <= 1024, "error.batch_size",
+               value=self.batch_size)
+        _check(self.optimizer in OPTIMIZERS, "error.optimizer", value=self.optimizer)
+        _check(_finite(self.lr) and 0 < self.lr <= 10, "error.lr", value=self.lr)
+        _check(_finite(self.momentum) and 0 <= self.momentum < 1, "error.momentum", value=self.momentum)
+        _check(_finite(self.weight_decay) and 0 <= self.weight_decay <= 0.1, "error.weight_decay",
+               value=self.weight_decay)
+        _check(isinstance(self.warmup_steps, int) and 0 <= self.warmup_steps <= self.steps, "error.warmup",
+               value=self.warmup_steps)
+        _check(isinstance(self.seed, int) and 0 <= self.seed < 2**31, "error.seed", value=self.seed)
+        _check(isinstance(self.eval_every, int) and 1 <= self.eval_every, "error.eval_every",
+               value=self.eval_every)
+        _check(isinstance(self.eval_size, int) and 10 <= self.eval_size, "error.eval_size",
+               value=self.eval_size)
+
+
+def _finite(x) -> bool:
+    return isinstance(x, (int, float)) and x == x and abs(x) != float("inf")
+
+
+@dataclass(frozen=True)
+class Preset:
+    key: str  # catalogue key prefix for its title and explanation
+    models: tuple[ModelSpec, ...]
+    train: TrainSpec = field(default_factory=TrainSpec)
+
+
+PRESETS = {
+    "degradation": Preset("preset.degradation", (
+        ModelSpec(depth=20, skip=False), ModelSpec(depth=20, skip=True),
+        ModelSpec(depth=56, skip=False), ModelSpec(depth=56, skip=True),
+    )),
+}
+DEFAULT_PRESET = "degradation"
+
+
+def check_models(models) -> tuple[ModelSpec, ...]:
+    """A comparison needs 1 to 6 models with distinct names (the names label every chart)."""
+    models = tuple(models)
+    _check(MIN_MODELS <= len(models) <= MAX_MODELS, "error.model_count", n=len(models),
+           lo=MIN_MODELS, hi=MAX_MODELS)
+    names = [m.name for m in models]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    _check(not dupes, "error.duplicate_names", names=", ".join(dupes))
+    return models
+
+
+def spec_dict(spec) -> dict:
+    return asdict(spec)
+
+
+def spec_from_dict(cls, data: dict):
+    """Build a spec from a dict (UI rows, JSON), ignoring unknown keys; validation happens in the class."""
+    known = {f.name for f in fields(cls)}
+    return cls(**{k: v for k, v in data.items() if k in known})
+
+
+__all__ = ["ModelSpec", "TrainSpec", "Preset", "PRESETS", "DEFAULT_PRESET", "check_models", "replace",
+           "spec_dict", "spec_from_dict", "VALID_DEPTHS", "WIDTHS", "SHORTCUTS", "INITS", "STEM_STRIDES",
+           "OPTIMIZERS", "MAX_MODELS", "LabError"]
