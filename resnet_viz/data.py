@@ -45,9 +45,13 @@ class TensorDigits:
     test_y: torch.Tensor
 
 
-@cache
 def tensors(name: str = "mnist-5k") -> TensorDigits:
     """The dataset as ready-to-train tensors, built once per process; workers only index into them."""
+    return _tensors(name)
+
+
+@cache
+def _tensors(name: str) -> TensorDigits:
     if name != "mnist-5k":
         raise KeyError(name)
     d = bundled_mnist()

@@ -7,10 +7,12 @@ train at once, across all browser sessions; the others wait, with a visible posi
 
 The worker never touches the UI. The UI calls `snapshot()`, which returns copies taken under a lock.
 """
+import atexit
 import math
 import os
 import threading
 import time
+import weakref
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -77,6 +79,17 @@ class WorkerQueue:
 
 
 QUEUE = WorkerQueue(max_workers())
+_LIVE_JOBS: "weakref.WeakSet[Job]" = weakref.WeakSet()
+
+
+@atexit.register
+def _stop_all_jobs() -> None:
+    """Stop workers before the interpreter tears torch down under them (else: 'terminate called...')."""
+    jobs = list(_LIVE_JOBS)
+    for job in jobs:
+        job.stop()
+    for job in jobs:
+        job.join(10)
 _BUILD_LOCK = threading.Lock()  # torch's global RNG seeds model init; builds must not interleave
 
 
@@ -158,6 +171,10 @@ class ModelView:
         finite = self.train_loss[np.isfinite(self.train_loss)]
         return float(finite[-window:].mean()) if finite.size else float("nan")
 
+    def final_train_acc(self, window: int = 20) -> float:
+        finite = self.train_acc[np.isfinite(self.train_acc)]
+        return float(finite[-window:].mean()) if finite.size else float("nan")
+
     def steps_per_second(self) -> float:
         total = float(self.seconds.sum())
         return len(self.seconds) / total if total > 0 else 0.0
@@ -173,6 +190,7 @@ class Snapshot:
     error: str | None
     train: TrainSpec
     models: list[ModelView]
+    pause_requested: bool = False  # Pause was pressed; the worker stops at the next step boundary
 
     @property
     def active(self) -> bool:
@@ -186,8 +204,10 @@ class Snapshot:
 class Job:
     """Trains `models` with `train` in one background thread, with start/pause/resume/step/stop."""
 
-    def __init__(self, models, train: TrainSpec, queue: WorkerQueue = QUEUE, dataset: str = "mnist-5k"):
+    def __init__(self, models, train: TrainSpec, queue: WorkerQueue = QUEUE, dataset: str = "mnist-5k",
+                 heartbeat_timeout: float | None = None):
         self.models = check_models(models)
+        self.heartbeat_timeout = heartbeat_timeout  # stop when nobody called touch() for this long
         self.train = train
         self.dataset = dataset
         self._queue = queue
@@ -199,15 +219,18 @@ class Job:
         self._stop = False
         self._paused = False
         self._step_budget = 0  # single steps granted while paused
+        self._blocked = False  # the worker is waiting at a step boundary (truly paused)
         self._running_since: float | None = None  # None while queued, paused or finished
         self._elapsed = 0.0
         self._thread: threading.Thread | None = None
         self.heartbeat = time.monotonic()
         self._traces: list[ModelTrace] = []
         for spec in self.models:
-            model = build_model(spec)
+            with _BUILD_LOCK:  # building draws from torch's global RNG, which a worker may have just seeded
+                model = build_model(spec)
+                flops = forward_flops(spec)
             self._traces.append(ModelTrace(
-                spec, count_params(model), forward_flops(spec), [n for n, _ in model.weight_layers()],
+                spec, count_params(model), flops, [n for n, _ in model.weight_layers()],
                 [n for n, _ in model.blocks()], train.steps))
 
     # ---- control (any thread) -------------------------------------------------------------------
@@ -218,6 +241,7 @@ class Job:
             self._paused = paused
             self._state = "queued"
             self._thread = threading.Thread(target=self._run, name="resnet-lab-worker", daemon=True)
+            _LIVE_JOBS.add(self)
             self._thread.start()
         return self
 
@@ -229,6 +253,7 @@ class Job:
     def resume(self) -> None:
         with self._lock:
             self._paused = False
+            self._step_budget = 0
             self._wake.notify_all()
 
     def step(self, n: int = 1) -> None:
@@ -243,6 +268,13 @@ class Job:
             self._stop = True
             self._wake.notify_all()
 
+    def touch(self) -> None:
+        """A viewer is still watching (see heartbeat_timeout)."""
+        self.heartbeat = time.monotonic()
+
+    def _abandoned(self) -> bool:
+        return self.heartbeat_timeout is not None and time.monotonic() - self.heartbeat > self.heartbeat_timeout
+
     def join(self, timeout: float | None = None) -> bool:
         if self._thread is not None:
             self._thread.join(timeout)
@@ -250,7 +282,7 @@ class Job:
         return True
 
     def run_blocking(self, on_step=None) -> "Snapshot":
-        """Train in the calling thread (the CLI); on_step(job) is called after every step."""
+        """Train in the calling thread (the CLI); on_step(step, losses) is called after every step."""
         self._on_step = on_step
         with self._lock:
             self._state = "queued"
@@ -261,15 +293,16 @@ class Job:
         with self._lock:
             since = self._running_since
             elapsed = self._elapsed + (time.monotonic() - since if since is not None else 0.0)
-            state = "paused" if self._state == "running" and self._paused and not self._step_budget else self._state
+            state = "paused" if self._state == "running" and self._blocked else self._state
             return Snapshot(state, self._step, self.train.steps, self._queue.position(self),
-                            elapsed, self._error, self.train, [t.copy() for t in self._traces])
+                            elapsed, self._error, self.train, [t.copy() for t in self._traces],
+                            self._paused and self._state in ("queued", "running"))
 
     # ---- the worker -----------------------------------------------------------------------------
     _on_step = None
 
     def _run(self) -> None:
-        if not self._queue.acquire(self, lambda: self._stop):
+        if not self._queue.acquire(self, lambda: self._stop or self._abandoned()):
             self._finish("stopped")
             return
         try:
@@ -298,7 +331,7 @@ class Job:
         """Block at a step boundary while paused; raise Stopped when asked to stop."""
         with self._lock:
             while True:
-                if self._stop:
+                if self._stop or self._abandoned():
                     raise Stopped
                 if not self._paused:
                     return
@@ -306,7 +339,9 @@ class Job:
                     self._step_budget -= 1
                     return
                 self._clock_off()
-                self._wake.wait()
+                self._blocked = True
+                self._wake.wait(1.0)  # wake now and then to notice an abandoned job
+                self._blocked = False
                 self._running_since = time.monotonic()
 
     def _train(self) -> None:
@@ -347,7 +382,7 @@ class Job:
                 for t in self._traces:
                     t.n = step + 1
             if self._on_step is not None:
-                self._on_step(self)
+                self._on_step(step + 1, [float(t.train_loss[step]) for t in self._traces])
         for p in probes:
             p.remove()
 

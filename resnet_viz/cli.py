@@ -1,0 +1,198 @@
+"""`python -m resnet_viz train|bench`: the lab without a browser, for scripts, CI and measurements.
+
+Bad flags or values exit with status 2 and one line on stderr, never a traceback.
+"""
+import argparse
+import csv
+import json
+import os
+import sys
+import time
+from dataclasses import asdict, replace
+from functools import partial
+from pathlib import Path
+
+from .config import PRESETS, DEFAULT_PRESET, ModelSpec, TrainSpec, spec_from_dict
+from .i18n import LabError, tr
+
+t = partial(tr, "en")
+
+
+class OneLineParser(argparse.ArgumentParser):
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def parse_model(text: str) -> ModelSpec:
+    """'plain-56', 'res-20', or key=value pairs: 'depth=56,skip=false,shortcut=B,width=0.5,name=wide'."""
+    text = text.strip()
+    for prefix, skip in (("plain-", False), ("res-", True)):
+        if text.startswith(prefix) and text[len(prefix):].isdigit():
+            return ModelSpec(depth=int(text[len(prefix):]), skip=skip)
+    fields = {}
+    for part in filter(None, text.split(",")):
+        key, sep, value = part.partition("=")
+        if not sep:
+            raise argparse.ArgumentTypeError(f"expected key=value or plain-N/res-N, got {part!r}")
+        fields[key.strip().replace("-", "_")] = _value(key.strip(), value.strip())
+    unknown = set(fields) - set(ModelSpec.__dataclass_fields__)
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown model setting(s): {', '.join(sorted(unknown))}")
+    try:
+        return spec_from_dict(ModelSpec, fields)
+    except LabError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _value(key: str, value: str):
+    booleans = {"true": True, "1": True, "yes": True, "on": True, "false": False, "0": False, "no": False,
+                "off": False}
+    if key in ("skip", "batch_norm", "batch-norm"):
+        if value.lower() not in booleans:
+            raise argparse.ArgumentTypeError(f"{key} must be true or false, got {value!r}")
+        return booleans[value.lower()]
+    if key in ("depth", "stem_stride", "stem-stride"):
+        if not value.lstrip("-").isdigit():
+            raise argparse.ArgumentTypeError(f"{key} must be a whole number, got {value!r}")
+        return int(value)
+    if key == "width":
+        try:
+            return float(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"width must be a number, got {value!r}") from None
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(prog="python -m resnet_viz", description=t("cli.description"))
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
+
+    train = sub.add_parser("train", help=t("cli.train_help"))
+    train.add_argument("--preset", choices=sorted(PRESETS), default=DEFAULT_PRESET)
+    train.add_argument("--model", action="append", type=parse_model, metavar="SPEC",
+                       help="replace the preset's models; repeat for each: plain-56, res-20, or "
+                            "key=value pairs (depth, skip, shortcut, width, batch_norm, init, stem_stride, name)")
+    defaults = TrainSpec()
+    for name, kind in (("steps", int), ("batch_size", int), ("lr", float), ("momentum", float),
+                       ("weight_decay", float), ("warmup_steps", int), ("seed", int), ("eval_every", int),
+                       ("eval_size", int)):
+        train.add_argument(f"--{name.replace('_', '-')}", type=kind, default=None,
+                           help=f"default {getattr(defaults, name)}")
+    train.add_argument("--optimizer", choices=["sgd", "adam"], default=None)
+    train.add_argument("--out", type=Path, required=True, help="folder for metrics.csv, grad_norms.csv, "
+                                                               "summary.json and PNG plots")
+    train.add_argument("--quiet", action="store_true", help="no progress lines")
+
+    bench = sub.add_parser("bench", help=t("cli.bench_help"))
+    bench.add_argument("--steps", type=int, default=20, help="timed steps per model (after 3 warm-up steps)")
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "train":
+            return cmd_train(args)
+        return cmd_bench(args)
+    except LabError as e:
+        print(f"python -m resnet_viz: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def cmd_train(args) -> int:
+    from .engine import Job
+    from .plots import save_curves_png, save_grad_norms_png
+
+    preset = PRESETS[args.preset]
+    overrides = {k: getattr(args, k) for k in TrainSpec.__dataclass_fields__ if getattr(args, k, None) is not None}
+    train = replace(preset.train, **overrides)
+    models = args.model or preset.models
+    job = Job(models, train)
+    try:
+        args.out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        print(f"python -m resnet_viz: error: cannot create {args.out}: {e.strerror}", file=sys.stderr)
+        return 2
+    started = time.perf_counter()
+
+    def progress(step, losses):
+        if not args.quiet and (step % 10 == 0 or step == train.steps):
+            text = ", ".join(f"{spec.name} {loss:.3f}" for spec, loss in zip(job.models, losses))
+            print(f"step {step}/{train.steps} ({time.perf_counter() - started:.0f} s): {text}",
+                  file=sys.stderr, flush=True)
+
+    snap = job.run_blocking(progress)
+    if snap.state == "failed":
+        print(f"python -m resnet_viz: error: training failed: {snap.error}", file=sys.stderr)
+        return 1
+    write_run(snap, args.out)
+    save_curves_png(snap.models, args.out / "curves.png", t)
+    save_grad_norms_png(snap.models, args.out / "grad_norms.png", t)
+    for v in snap.models:
+        if v.diverged:
+            print(t("msg.diverged", name=v.name, step=v.diverged_step), file=sys.stderr)
+    print(f"wrote {args.out}/metrics.csv, grad_norms.csv, summary.json, curves.png, grad_norms.png "
+          f"in {time.perf_counter() - started:.0f} s", file=sys.stderr)
+    return 0
+
+
+def summary(snap) -> dict:
+    models = []
+    for v in snap.models:
+        models.append({
+            "name": v.name, "skip": v.spec.skip, "depth": v.spec.depth, "params": v.params, "flops": v.flops,
+            "final_train_loss": _num(v.final_train_loss()),
+            "train_acc": _num(v.final_train_acc()),
+            "test_acc": _num(float(v.test_acc[-1]) if v.test_acc.size else float("nan")),
+            "diverged": v.diverged, "diverged_step": v.diverged_step if v.diverged else None,
+            "seconds": round(float(v.seconds.sum()), 3), "spec": asdict(v.spec),
+        })
+    return {"train": asdict(snap.train), "steps_done": snap.step, "wall_seconds": round(snap.elapsed, 3),
+            "models": models}
+
+
+def _num(x: float):
+    """JSON has no NaN: a value that never became a number is null."""
+    return None if x != x or x in (float("inf"), float("-inf")) else round(x, 6)
+
+
+def write_run(snap, out: Path) -> None:
+    with open(out / "metrics.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["model", "step", "train_loss", "train_acc", "test_loss", "test_acc", "seconds"])
+        for v in snap.models:
+            tests = {int(s): (l, a) for s, l, a in zip(v.eval_step, v.test_loss, v.test_acc)}
+            for i, step in enumerate(v.step):
+                tl, ta = tests.get(int(step), ("", ""))
+                w.writerow([v.name, int(step), _cell(v.train_loss[i]), _cell(v.train_acc[i]), _cell(tl),
+                            _cell(ta), f"{v.seconds[i]:.5f}"])
+    with open(out / "grad_norms.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["model", "step", "layer_index", "layer", "grad_norm"])
+        for v in snap.models:
+            for i, step in enumerate(v.step):
+                for j, layer in enumerate(v.layer_names):
+                    w.writerow([v.name, int(step), j + 1, layer, _cell(v.grad_norm[i, j])])
+    (out / "summary.json").write_text(json.dumps(summary(snap), indent=2))
+
+
+def _cell(x) -> str:
+    if x == "":
+        return ""
+    x = float(x)
+    return "" if x != x else f"{x:.6g}"
+
+
+def cmd_bench(args) -> int:
+    from .bench import run_bench
+    if args.steps < 1:
+        raise LabError("error.steps", value=args.steps)
+    print(json.dumps(run_bench(args.steps), indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,198 @@
+"""The Lab page: pick models, press Train, watch plain and residual nets learn side by side."""
+import streamlit as st
+
+from .. import plots
+from ..config import (DEFAULT_PRESET, INITS, MAX_MODELS, PRESETS, SHORTCUTS, STEM_STRIDES, VALID_DEPTHS, WIDTHS,
+                      LabError, ModelSpec, TrainSpec, check_models, spec_dict, spec_from_dict)
+from ..engine import QUEUE, Job
+from .session import HEARTBEAT_TIMEOUT, job_holder
+from .text import t
+
+MODEL_COLUMNS = ("name", "skip", "depth", "shortcut", "width", "batch_norm", "init", "stem_stride")
+
+
+# ---- settings ---------------------------------------------------------------------------------------------
+
+def preset_rows(preset: str) -> list[dict]:
+    return [{k: (spec_dict(m)[k] if k != "name" else "") for k in MODEL_COLUMNS} for m in PRESETS[preset].models]
+
+
+def model_editor(preset: str) -> list[dict]:
+    st.subheader(t("lab.models"))
+    st.caption(t("lab.models_help", n=MAX_MODELS))
+    config = {
+        "name": st.column_config.TextColumn(t("col.name"), help=t("col.name_help"), max_chars=24),
+        "skip": st.column_config.CheckboxColumn(t("col.skip"), help=t("col.skip_help"), default=True),
+        "depth": st.column_config.SelectboxColumn(t("col.depth"), help=t("col.depth_help"), options=VALID_DEPTHS,
+                                                  default=20, required=True),
+        "shortcut": st.column_config.SelectboxColumn(t("col.shortcut"), help=t("col.shortcut_help"),
+                                                     options=SHORTCUTS, default="A", required=True),
+        "width": st.column_config.SelectboxColumn(t("col.width"), help=t("col.width_help"), options=WIDTHS,
+                                                  default=1.0, required=True),
+        "batch_norm": st.column_config.CheckboxColumn(t("col.batch_norm"), help=t("col.batch_norm_help"),
+                                                      default=True),
+        "init": st.column_config.SelectboxColumn(t("col.init"), help=t("col.init_help"), options=INITS,
+                                                 default="he", required=True),
+        "stem_stride": st.column_config.SelectboxColumn(t("col.stem_stride"), help=t("col.stem_stride_help"),
+                                                        options=STEM_STRIDES, default=2, required=True),
+    }
+    # A new key per preset (and per reset) gives the editor fresh rows instead of the user's old edits.
+    version = st.session_state.get("editor_version", 0)
+    return st.data_editor(preset_rows(preset), column_config=config, num_rows="dynamic", hide_index=True,
+                          key=f"models_{preset}_{version}", width="stretch")
+
+
+def parse_models(rows: list[dict]) -> tuple[list[ModelSpec], list[str]]:
+    """Rows from the editor -> specs, and one translated message per bad row (nothing raises)."""
+    defaults, specs, errors = spec_dict(ModelSpec()), [], []
+    for i, row in enumerate(rows, 1):
+        values = {k: (defaults[k] if row.get(k) is None or row.get(k) != row.get(k) else row[k]) for k in MODEL_COLUMNS}
+        values["name"] = str(values["name"] or "").strip()
+        try:
+            values["depth"], values["stem_stride"] = int(values["depth"]), int(values["stem_stride"])
+            values["width"] = float(values["width"])
+            values["skip"], values["batch_norm"] = bool(values["skip"]), bool(values["batch_norm"])
+            specs.append(spec_from_dict(ModelSpec, values))
+        except LabError as e:
+            errors.append(t("lab.row_error", row=i, error=e.text(st.session_state.get("lang", "en"))))
+        except (TypeError, ValueError):
+            errors.append(t("lab.row_error", row=i, error=t("error.row_values")))
+    if not errors:
+        try:
+            check_models(specs)
+        except LabError as e:
+            errors.append(e.text(st.session_state.get("lang", "en")))
+    return specs, errors
+
+
+def train_settings(preset: str) -> tuple[TrainSpec | None, str | None]:
+    base = PRESETS[preset].train
+    side = st.sidebar
+    side.subheader(t("lab.training"))
+    kw = dict(
+        steps=side.number_input(t("set.steps"), 10, 5000, base.steps, 10, help=t("set.steps_help")),
+        batch_size=side.select_slider(t("set.batch_size"), [16, 32, 64, 128, 256], base.batch_size,
+                                      help=t("set.batch_size_help")),
+        optimizer=side.selectbox(t("set.optimizer"), ["sgd", "adam"], ["sgd", "adam"].index(base.optimizer),
+                                 format_func=lambda o: t(f"set.optimizer.{o}")),
+        lr=side.number_input(t("set.lr"), 0.0001, 10.0, base.lr, 0.01, format="%.4f", help=t("set.lr_help")),
+    )
+    with side.expander(t("lab.more_settings")):
+        kw.update(
+            momentum=st.number_input(t("set.momentum"), 0.0, 0.99, base.momentum, 0.05, format="%.2f"),
+            weight_decay=st.number_input(t("set.weight_decay"), 0.0, 0.1, base.weight_decay, 1e-4,
+                                         format="%.5f"),
+            warmup_steps=st.number_input(t("set.warmup"), 0, 5000, base.warmup_steps, 10,
+                                         help=t("set.warmup_help")),
+            seed=st.number_input(t("set.seed"), 0, 2**31 - 1, base.seed, 1, help=t("set.seed_help")),
+            eval_every=st.number_input(t("set.eval_every"), 1, 5000, base.eval_every, 5,
+                                       help=t("set.eval_every_help")),
+        )
+    try:
+        return TrainSpec(**{k: (int(v) if isinstance(v, int) else v) for k, v in kw.items()}), None
+    except LabError as e:
+        return None, e.text(st.session_state.get("lang", "en"))
+
+
+# ---- controls and the live panel ---------------------------------------------------------------------------
+
+def controls(holder, specs, train, problems) -> None:
+    job = holder.job
+    snap = job.snapshot() if job else None
+    busy = snap is not None and not snap.finished
+    paused = snap is not None and snap.pause_requested
+    c_train, c_pause, c_step, c_stop = st.columns(4)
+    if c_train.button(t("btn.train"), icon=":material/play_arrow:", type="primary", disabled=busy or bool(problems), width="stretch",
+                      help=t("btn.train_help") if not busy else t("btn.train_busy")):
+        holder.replace(Job(specs, train, heartbeat_timeout=HEARTBEAT_TIMEOUT).start())
+        st.rerun()
+    if paused:
+        if c_pause.button(t("btn.resume"), icon=":material/play_arrow:", width="stretch"):
+            job.resume()
+            st.rerun()
+    elif c_pause.button(t("btn.pause"), icon=":material/pause:", disabled=not busy, width="stretch"):
+        job.pause()
+        st.rerun()
+    if c_step.button(t("btn.step"), icon=":material/skip_next:", disabled=not busy, width="stretch", help=t("btn.step_help")):
+        job.step(1)
+        st.rerun()
+    if c_stop.button(t("btn.stop"), icon=":material/stop:", disabled=not busy, width="stretch"):
+        job.stop()
+        job.join(5)
+        st.rerun()
+
+
+def status_line(snap) -> None:
+    if snap.state == "queued":
+        running, waiting = QUEUE.busy()
+        st.info(t("status.queued", position=snap.queue_position, running=running))
+        return
+    label = t(f"status.{snap.state}")
+    rate = snap.step / snap.elapsed if snap.elapsed > 0 else 0.0
+    st.progress(min(1.0, snap.step / snap.steps),
+                text=t("status.progress", state=label, step=snap.step, steps=snap.steps, seconds=snap.elapsed,
+                       rate=rate))
+    if snap.state == "failed":
+        st.error(t("status.failed_detail", error=snap.error))
+    for v in snap.models:
+        if v.diverged:
+            st.warning(t("msg.diverged", name=v.name, step=v.diverged_step))
+
+
+def live_panel() -> None:
+    holder = job_holder()
+    job = holder.job
+    if job is None:
+        st.info(t("lab.empty"))
+        return
+    job.touch()
+    snap = job.snapshot()
+    status_line(snap)
+    views = snap.models
+    if snap.step == 0:
+        st.caption(t("lab.waiting_first_step"))
+    else:
+        c1, c2 = st.columns([1, 1])
+        c1.plotly_chart(plots.loss_figure(views, t, log_y=st.session_state.get("log_y", True),
+                                          smoothing=st.session_state.get("smoothing", 0.6)),
+                        key="loss_chart", config={"displaylogo": False})
+        c2.plotly_chart(plots.accuracy_figure(views, t, smoothing=st.session_state.get("smoothing", 0.6)),
+                        key="acc_chart", config={"displaylogo": False})
+        st.plotly_chart(plots.grad_heatmap_figure(views, t), key="grad_chart", config={"displaylogo": False})
+        st.caption(t("lab.grad_caption"))
+        st.subheader(t("lab.summary"))
+        st.dataframe(plots.summary_rows(views, t), hide_index=True, width="stretch")
+    # The fragment polls only while something can change; once the run ends, one full rerun refreshes the
+    # buttons and stops the polling.
+    was_busy = st.session_state.get("_was_busy", False)
+    st.session_state["_was_busy"] = not snap.finished
+    if was_busy and snap.finished:
+        st.rerun()
+
+
+def chart_options() -> None:
+    c1, c2, _ = st.columns([1, 2, 2])
+    c1.toggle(t("lab.log_y"), value=True, key="log_y")
+    c2.slider(t("lab.smoothing"), 0.0, 0.95, 0.6, 0.05, key="smoothing", help=t("lab.smoothing_help"))
+
+
+def page() -> None:
+    st.title(t("lab.title"))
+    st.markdown(t("lab.intro"))
+    preset = st.selectbox(t("lab.preset"), list(PRESETS), index=list(PRESETS).index(DEFAULT_PRESET),
+                          format_func=lambda k: t(f"{PRESETS[k].key}.title"), key="preset")
+    with st.expander(t("lab.look_for"), expanded=True):
+        st.markdown(t(f"{PRESETS[preset].key}.explain"))
+    train, train_error = train_settings(preset)
+    rows = model_editor(preset)
+    specs, problems = parse_models(rows)
+    if train_error:
+        problems.append(train_error)
+    for p in problems:
+        st.error(p)
+    holder = job_holder()
+    controls(holder, specs, train, problems)
+    chart_options()
+    snap = holder.job.snapshot() if holder.job else None
+    interval = None if snap is None or snap.finished else (1.0 if snap.active else 2.0)
+    st.fragment(live_panel, run_every=interval)()

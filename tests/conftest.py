@@ -1,0 +1,12 @@
+import sys
+from pathlib import Path
+
+# Make `import resnet_viz` work from a plain checkout (no install needed).
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "browser: drives a real Chromium against a real `streamlit run` server")
+    config.addinivalue_line("markers", "slow: a long real-training check (science), still run in CI")

@@ -1,0 +1,131 @@
+"""The Lab page through Streamlit's AppTest: real script runs, real training in the background worker."""
+import json
+import re
+import time
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+APP = str(Path(__file__).resolve().parent.parent / "streamlit_app.py")
+TIMEOUT = 60  # AppTest's default 3 s is shorter than importing torch
+
+
+def new_app() -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def button(at, label):
+    return next(b for b in at.button if b.label == label)
+
+
+def run_until(at, predicate, seconds=60.0):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        at.run()
+        assert not at.exception, at.exception
+        if predicate(at):
+            return
+        time.sleep(0.3)
+    raise AssertionError("condition not reached in time")
+
+
+def summary(at):
+    """The summary table as a list of row dicts, or [] before the first step (dataframe 0 is the editor)."""
+    tables = [d.value for d in at.dataframe if "Model" in d.value.columns or "模型" in d.value.columns]
+    return tables[0].to_dict("records") if tables else []
+
+
+def test_default_preset_loads_ready_to_train():
+    at = new_app()
+    assert "ResNet Lab" in at.title[0].value
+    assert at.selectbox(key="preset").value == "degradation"
+    assert not button(at, "Train").disabled
+    assert button(at, "Stop").disabled and button(at, "Pause").disabled
+    assert any("No run yet" in i.value for i in at.info)
+    assert at.number_input[0].value == 150  # steps of the default preset
+
+
+def test_train_updates_charts_then_finishes():
+    at = new_app()
+    at.number_input[0].set_value(12)  # steps
+    button(at, "Train").click()
+    at.run()
+    assert button(at, "Train").disabled, "Train must be disabled while a run is going on"
+    run_until(at, lambda a: len(summary(a)) == 4)
+    names = [r["Model"] for r in summary(at)]
+    assert names == ["plain-20", "res-20", "plain-56", "res-56"]
+    run_until(at, lambda a: not button(a, "Train").disabled)
+    rows = summary(at)
+    assert all(r["Status"] == "ok" for r in rows)
+    assert all(r["Test acc"].endswith("%") for r in rows)  # evaluated at the last step
+    assert len(at.get("plotly_chart")) == 3
+
+
+def test_pause_step_and_stop_keep_the_results():
+    at = new_app()
+    at.number_input[0].set_value(2000)
+    button(at, "Train").click()
+    at.run()
+    run_until(at, lambda a: len(summary(a)) == 4)
+    button(at, "Pause").click()
+    at.run()
+    assert any(b.label == "Resume" for b in at.button)
+    run_until(at, lambda a: a.get("progress")[0].proto.text.startswith("Paused"), 20)  # after the step in flight
+    progress = at.get("progress")[0].proto.text
+    time.sleep(1.5)
+    at.run()
+    assert at.get("progress")[0].proto.text.split("·")[1] == progress.split("·")[1], "paused run moved on"
+    step_before = int(re.search(r"(\d+)/2000", at.get("progress")[0].proto.text).group(1))
+    button(at, "Step").click()
+    at.run()
+    run_until(at, lambda a: f"{step_before + 1}/2000" in a.get("progress")[0].proto.text, 20)
+    button(at, "Stop").click()
+    at.run()
+    run_until(at, lambda a: not button(a, "Train").disabled, 20)
+    assert "Stopped" in at.get("progress")[0].proto.text
+    assert len(summary(at)) == 4, "stopping must keep what was computed"
+
+
+def test_chinese_switch_translates_the_page_and_shows_no_raw_keys():
+    at = new_app()
+    at.radio(key="lang").set_value("zh")
+    at.run()
+    assert not at.exception
+    assert "ResNet 实验室" in at.title[0].value
+    assert [b.label for b in at.button] == ["训练", "暂停", "单步", "停止"]
+    keys = set(json.loads((Path(APP).parent / "resnet_viz/locales/en.json").read_text()))
+    shown = [e.value for e in at.markdown] + [e.value for e in at.info] + [e.label for e in at.number_input]
+    assert not [s for s in shown if s in keys], "a raw catalogue key reached the page"
+
+
+def _editor_script():
+    import streamlit as st
+
+    from resnet_viz.ui.lab import parse_models
+
+    rows = [dict(name="", skip=True, depth=20, shortcut="A", width=1.0, batch_norm=True, init="he", stem_stride=2),
+            dict(name="", skip=False, depth=20, shortcut="A", width=None, batch_norm=True, init="he",
+                 stem_stride=2),
+            dict(name="x" * 30, skip=True, depth=20, shortcut="A", width=1.0, batch_norm=True, init="he",
+                 stem_stride=2)]
+    specs, errors = parse_models(rows)
+    st.markdown(str(len(specs)))
+    for e in errors:
+        st.error(e)
+    _, dupes = parse_models([rows[0], rows[0]])
+    for e in dupes:
+        st.error(e)
+
+
+def test_bad_model_rows_get_clear_messages_and_missing_cells_use_defaults():
+    at = AppTest.from_function(_editor_script, default_timeout=TIMEOUT)
+    at.run()
+    assert not at.exception
+    assert at.markdown[0].value == "2"  # the row with an empty width cell falls back to width 1
+    errors = [e.value for e in at.error]
+    assert errors[0].startswith("Model row 3:") and "at most 24 characters" in errors[0]
+    assert "used twice: res-20" in errors[1]

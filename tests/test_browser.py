@@ -1,0 +1,128 @@
+"""Real-browser tests: a real `streamlit run` server and Debian's Chromium driven by Playwright.
+
+Chromium is found at $RESNET_LAB_CHROMIUM or /usr/bin/chromium. Without it these tests skip locally, but
+fail under CI (CI=true), so a CI run can never silently drop them.
+"""
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = os.environ.get("RESNET_LAB_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run", "--disable-quic"]
+IDLE = "[data-testid=stApp][data-test-script-state=notRunning]"
+
+pytestmark = pytest.mark.browser
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server():
+    port = free_port()
+    log = open(ROOT / "tests" / f".streamlit-{port}.log", "w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(ROOT / "streamlit_app.py"), "--server.headless", "true",
+         "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
+         "--server.fileWatcherType", "none"],
+        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
+                    break
+            except OSError:
+                pass
+            assert proc.poll() is None, "streamlit exited: " + (ROOT / "tests" / f".streamlit-{port}.log").read_text()
+            assert time.monotonic() < deadline, "streamlit did not become healthy in 60 s"
+            time.sleep(0.3)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+        (ROOT / "tests" / f".streamlit-{port}.log").unlink(missing_ok=True)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not os.path.exists(CHROMIUM):
+        if os.environ.get("CI"):
+            pytest.fail(f"Chromium not found at {CHROMIUM}; CI must install Debian's chromium")
+        pytest.skip(f"Chromium not found at {CHROMIUM} (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser, server):
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(server)
+    page.wait_for_selector(IDLE, timeout=60_000)
+    yield page
+    context.close()
+    assert not errors, f"JavaScript errors on the page: {errors}"
+
+
+def progress_text(page) -> str:
+    return page.locator("[data-testid=stProgress]").inner_text(timeout=30_000)
+
+
+def step_of(text: str) -> int:
+    return int(re.search(r"(\d+)/\d+", text).group(1))
+
+
+def test_train_shows_live_charts_without_errors(page):
+    assert page.get_by_text("No run yet").is_visible()
+    steps = page.get_by_role("spinbutton", name="Steps", exact=True)
+    steps.fill("20")
+    steps.press("Enter")
+    page.wait_for_selector(IDLE)
+    page.get_by_role("button", name="Train").click()
+    # The charts appear and keep moving without any click: the polling fragment refreshes them.
+    page.wait_for_selector(".js-plotly-plot", timeout=60_000)
+    first = step_of(progress_text(page))
+    deadline = time.monotonic() + 60
+    while step_of(progress_text(page)) <= first:
+        assert time.monotonic() < deadline, "progress did not advance"
+        time.sleep(0.5)
+    assert page.locator("[data-testid=stPlotlyChart]").count() >= 3
+    # The run finishes by itself, and the Train button comes back.
+    page.wait_for_function("() => document.body.innerText.includes('Done · step 20/20')", timeout=120_000)
+    page.wait_for_selector(IDLE)
+    assert page.get_by_role("button", name="Train").is_enabled()
+    table = page.locator("[data-testid=stDataFrame]").last.inner_text()
+    assert page.locator("[data-testid=stException]").count() == 0
+    assert page.get_by_text("plain-56").count() > 0, table
+
+
+def test_language_switch_to_chinese(page):
+    page.get_by_text("简体中文").click()
+    page.wait_for_function("() => document.body.innerText.includes('ResNet 实验室')", timeout=30_000)
+    assert page.get_by_role("button", name="训练", exact=True).is_visible()
+    assert page.locator("[data-testid=stException]").count() == 0

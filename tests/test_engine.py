@@ -1,0 +1,411 @@
+import time
+
+import numpy as np
+import pytest
+
+from resnet_viz.config import ModelSpec, TrainSpec
+from resnet_viz.engine import Job, Snapshot, WorkerQueue, _lr_at, diverged_message
+
+DEPTH = 8
+TINY_MODEL = ModelSpec(depth=DEPTH)
+
+
+def tiny_train(**kw) -> TrainSpec:
+    return TrainSpec(**{**dict(steps=6, batch_size=16, eval_size=50, eval_every=3), **kw})
+
+
+def wait_for(job: Job, pred, timeout: float = 10.0) -> Snapshot:
+    deadline = time.monotonic() + timeout
+    while True:
+        snap = job.snapshot()
+        if pred(snap):
+            return snap
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting; last state={snap.state} step={snap.step} "
+                        f"queue_position={snap.queue_position} error={snap.error}")
+        time.sleep(0.01)
+
+
+def wait_until_blocked(job: Job, timeout: float = 10.0) -> Snapshot:
+    """Wait until the worker sits at a step boundary: its clock stops while it is paused, so two
+    snapshots a little apart show the same elapsed time."""
+    deadline = time.monotonic() + timeout
+    prev = job.snapshot()
+    while True:
+        time.sleep(0.05)
+        snap = job.snapshot()
+        if snap.elapsed == prev.elapsed and snap.step == prev.step:
+            return snap
+        if time.monotonic() > deadline:
+            pytest.fail(f"worker never blocked; state={snap.state} step={snap.step}")
+        prev = snap
+
+
+@pytest.fixture
+def jobs():
+    """Background jobs started by a test; stopped and joined afterwards whatever happens."""
+    started: list[Job] = []
+    yield started
+    for job in started:
+        job.stop()
+    for job in started:
+        job.join(10)
+
+
+def long_job(queue: WorkerQueue, name: str = "res-8") -> Job:
+    return Job([ModelSpec(depth=DEPTH, name=name)], tiny_train(steps=100_000, eval_every=100_000),
+               queue=queue)
+
+
+# ---- blocking runs ----------------------------------------------------------------------------------
+
+def test_run_blocking_records_every_step():
+    steps = 7
+    models = [ModelSpec(depth=DEPTH, skip=False), ModelSpec(depth=DEPTH)]
+    job = Job(models, tiny_train(steps=steps, eval_every=3), queue=WorkerQueue(1))
+    snap = job.run_blocking()
+    assert snap.state == "done" and snap.error is None
+    assert snap.step == snap.steps == steps
+    assert snap.queue_position == 0 and snap.finished and not snap.active
+    assert [m.name for m in snap.models] == ["plain-8", "res-8"]
+    n_blocks = 3 * ((DEPTH - 2) // 6)
+    for m in snap.models:
+        assert m.diverged_step == -1 and not m.diverged
+        np.testing.assert_array_equal(m.step, np.arange(1, steps + 1))
+        assert m.train_loss.shape == (steps,) and np.isfinite(m.train_loss).all()
+        assert ((m.train_acc >= 0) & (m.train_acc <= 1)).all()
+        assert m.grad_norm.shape == (steps, DEPTH)
+        assert np.isfinite(m.grad_norm).all() and (m.grad_norm > 0).all()
+        assert len(m.layer_names) == DEPTH and len(m.block_names) == n_blocks
+        assert m.act_mean.shape == (steps, n_blocks) and m.act_std.shape == (steps, n_blocks)
+        assert np.isfinite(m.act_mean).all() and np.isfinite(m.act_std).all()
+        assert (m.act_mean > 0).all() and (m.act_std > 0).all()  # block outputs are post-ReLU, not all zero
+        assert (m.seconds > 0).all() and m.steps_per_second() > 0
+        assert np.isfinite(m.final_train_loss())
+        # test accuracy at every eval_every steps and at the end
+        np.testing.assert_array_equal(m.eval_step, [3, 6, 7])
+        assert m.test_acc.shape == (3,) and ((m.test_acc >= 0) & (m.test_acc <= 1)).all()
+        assert np.isfinite(m.test_loss).all() and (m.test_loss > 0).all()
+        assert m.params > 0 and m.flops > 0
+
+
+def test_on_step_called_after_every_step_and_can_stop():
+    seen = []
+    job = Job([ModelSpec(depth=DEPTH, skip=False), TINY_MODEL], tiny_train(steps=10), queue=WorkerQueue(1))
+
+    def on_step(step, losses):  # on_step(step, losses), one loss per model
+        seen.append((step, list(losses)))
+        if step == 3:
+            job.stop()
+
+    snap = job.run_blocking(on_step)
+    assert snap.state == "stopped" and snap.error is None and snap.step == 3
+    assert [s for s, _ in seen] == [1, 2, 3]
+    for step, losses in seen:
+        assert losses == [float(m.train_loss[step - 1]) for m in snap.models]
+    assert len(snap.models[0].train_loss) == 3
+
+
+def test_training_reduces_loss():
+    job = Job([TINY_MODEL], tiny_train(steps=40, lr=0.05, eval_every=40, eval_size=200), queue=WorkerQueue(1))
+    m = job.run_blocking().models[0]
+    assert m.train_loss[-10:].mean() < m.train_loss[:3].mean() - 0.3
+    assert m.test_acc[-1] > 0.3  # chance is 0.1
+
+
+def test_same_seed_gives_identical_losses():
+    runs = [Job([TINY_MODEL], tiny_train(seed=5), queue=WorkerQueue(1)).run_blocking() for _ in range(2)]
+    a, b = (r.models[0] for r in runs)
+    np.testing.assert_array_equal(a.train_loss, b.train_loss)
+    np.testing.assert_array_equal(a.grad_norm, b.grad_norm)
+    np.testing.assert_array_equal(a.test_acc, b.test_acc)
+    other = Job([TINY_MODEL], tiny_train(seed=6), queue=WorkerQueue(1)).run_blocking().models[0]
+    assert not np.array_equal(a.train_loss, other.train_loss)
+
+
+def test_same_architecture_in_one_job_starts_and_trains_identically():
+    models = [ModelSpec(depth=DEPTH, name="x"), ModelSpec(depth=DEPTH, name="y")]
+    x, y = Job(models, tiny_train(), queue=WorkerQueue(1)).run_blocking().models
+    np.testing.assert_array_equal(x.train_loss, y.train_loss)
+
+
+def test_plain_and_residual_same_seed_both_run_and_differ():
+    models = [ModelSpec(depth=DEPTH, skip=False), ModelSpec(depth=DEPTH, skip=True)]
+    snap = Job(models, tiny_train(), queue=WorkerQueue(1)).run_blocking()
+    assert snap.state == "done"
+    plain, res = snap.models
+    assert plain.params == res.params
+    for m in (plain, res):
+        assert len(m.train_loss) == 6 and np.isfinite(m.train_loss).all()
+    assert not np.array_equal(plain.train_loss, res.train_loss)  # the skip path changes the computation
+
+
+def test_adam_and_warmup_run():
+    spec = tiny_train(optimizer="adam", lr=0.001, warmup_steps=3)
+    snap = Job([TINY_MODEL], spec, queue=WorkerQueue(1)).run_blocking()
+    assert snap.state == "done" and np.isfinite(snap.models[0].train_loss).all()
+
+
+def test_lr_warmup_schedule():
+    spec = TrainSpec(lr=1.0, steps=20, warmup_steps=10)
+    assert _lr_at(0, spec) == pytest.approx(0.1)
+    assert _lr_at(5, spec) == pytest.approx(0.55)
+    assert _lr_at(10, spec) == pytest.approx(1.0)
+    assert _lr_at(19, spec) == pytest.approx(1.0)
+    assert _lr_at(0, TrainSpec(lr=0.3)) == pytest.approx(0.3)
+
+
+def test_divergent_model_is_marked_and_others_go_on():
+    # A residual net without batch norm under He init doubles its signal variance every block: at depth 56
+    # the first loss is in the hundreds and the first update sends it to NaN, even at a modest lr.
+    blowup = ModelSpec(depth=56, batch_norm=False, init="he")
+    models = [blowup, TINY_MODEL]
+    snap = Job(models, tiny_train(steps=6, lr=0.1, eval_every=3), queue=WorkerQueue(1)).run_blocking()
+    assert snap.state == "done" and snap.step == 6
+    bad, good = snap.models
+    assert bad.diverged and bad.diverged_step >= 1
+    assert not np.isfinite(bad.train_loss[bad.diverged_step - 1])
+    assert np.isfinite(bad.train_loss[:bad.diverged_step - 1]).all()
+    assert np.isnan(bad.train_loss[bad.diverged_step:]).all()  # no more steps trained after divergence
+    assert all(s < bad.diverged_step for s in bad.eval_step)  # nor evaluated
+    msg = diverged_message(bad)
+    assert bad.name in msg and str(bad.diverged_step) in msg
+    assert not good.diverged and good.diverged_step == -1 and diverged_message(good) == ""
+    assert np.isfinite(good.train_loss).all() and len(good.train_loss) == 6
+    np.testing.assert_array_equal(good.eval_step, [3, 6])
+
+
+def test_snapshots_are_copies():
+    job = Job([TINY_MODEL], tiny_train(), queue=WorkerQueue(1))
+    job.run_blocking()
+    s1, s2 = job.snapshot(), job.snapshot()
+    a, b = s1.models[0], s2.models[0]
+    for field in ("step", "train_loss", "train_acc", "seconds", "grad_norm", "act_mean", "act_std",
+                  "eval_step", "test_loss", "test_acc"):
+        assert not np.shares_memory(getattr(a, field), getattr(b, field)), field
+    before = b.train_loss.copy()
+    a.train_loss[:] = 123.0
+    a.grad_norm[:] = -1.0
+    a.layer_names.append("bogus")
+    s3 = job.snapshot().models[0]
+    np.testing.assert_array_equal(s3.train_loss, before)
+    assert (s3.grad_norm > 0).all()
+    assert "bogus" not in s3.layer_names
+
+
+# ---- background runs --------------------------------------------------------------------------------
+
+def test_background_job_stops_on_request(jobs):
+    job = long_job(WorkerQueue(1))
+    jobs.append(job.start())
+    wait_for(job, lambda s: s.state == "running" and s.step >= 2)
+    job.stop()
+    assert job.join(10) is True
+    snap = job.snapshot()
+    assert snap.state == "stopped" and snap.finished
+    assert 2 <= snap.step < snap.steps
+    assert len(snap.models[0].train_loss) == snap.step and np.isfinite(snap.models[0].train_loss).all()
+    assert snap.elapsed > 0
+
+
+def test_start_twice_is_harmless(jobs):
+    job = long_job(WorkerQueue(1))
+    jobs.append(job.start())
+    thread = job._thread
+    job.start()
+    assert job._thread is thread
+
+
+def test_background_job_runs_to_done(jobs):
+    job = Job([TINY_MODEL], tiny_train(steps=5), queue=WorkerQueue(1))
+    jobs.append(job.start())
+    assert job.join(20)
+    snap = job.snapshot()
+    assert snap.state == "done" and snap.step == 5
+
+
+def test_pause_step_resume(jobs):
+    steps = 8
+    job = Job([TINY_MODEL], tiny_train(steps=steps), queue=WorkerQueue(1))
+    jobs.append(job.start(paused=True))
+    wait_for(job, lambda s: s.state == "paused")
+    snap = wait_until_blocked(job)
+    assert snap.step == 0 and snap.state == "paused"  # started paused: nothing trained
+
+    job.step(2)
+    wait_for(job, lambda s: s.step >= 2)
+    snap = wait_until_blocked(job)
+    time.sleep(0.1)
+    snap = job.snapshot()
+    assert snap.step == 2 and snap.state == "paused"
+    assert len(snap.models[0].train_loss) == 2 and np.isfinite(snap.models[0].train_loss).all()
+
+    job.step(1)
+    wait_for(job, lambda s: s.step >= 3)
+    assert wait_until_blocked(job).step == 3
+
+    job.resume()
+    assert job.join(20)
+    snap = job.snapshot()
+    assert snap.state == "done" and snap.step == steps
+    assert np.isfinite(snap.models[0].train_loss).all()
+
+
+def test_pause_while_running_holds_the_step(jobs):
+    job = long_job(WorkerQueue(1))
+    jobs.append(job.start())
+    wait_for(job, lambda s: s.step >= 2)
+    job.pause()
+    assert job.snapshot().pause_requested  # the step in flight finishes first, then the state reads paused
+    held = wait_for(job, lambda s: s.state == "paused").step
+    time.sleep(0.3)
+    snap = job.snapshot()
+    assert snap.step == held and snap.state == "paused"
+    job.resume()
+    wait_for(job, lambda s: s.step > held)
+    job.stop()
+    assert job.join(10)
+    assert job.snapshot().state == "stopped"
+
+
+def test_stop_while_paused(jobs):
+    job = long_job(WorkerQueue(1))
+    jobs.append(job.start(paused=True))
+    wait_for(job, lambda s: s.state == "paused")
+    job.stop()
+    assert job.join(10)
+    snap = job.snapshot()
+    assert snap.state == "stopped" and snap.step == 0
+
+
+# ---- the worker queue -------------------------------------------------------------------------------
+
+def test_queue_second_job_waits_then_runs(jobs):
+    queue = WorkerQueue(1)
+    first, second = long_job(queue, "first"), long_job(queue, "second")
+    jobs.extend([first, second])
+    first.start()
+    wait_for(first, lambda s: s.state == "running" and s.step >= 1)
+    second.start()
+    snap = wait_for(second, lambda s: s.state == "queued" and s.queue_position == 1)
+    assert snap.active and not snap.finished
+    assert first.snapshot().queue_position == 0
+    assert queue.busy() == (1, 1)
+    time.sleep(0.2)
+    assert second.snapshot().step == 0 and second.snapshot().state == "queued"
+
+    first.stop()
+    assert first.join(10)
+    assert first.snapshot().state == "stopped"
+    snap = wait_for(second, lambda s: s.state == "running" and s.step >= 1)
+    assert snap.queue_position == 0
+    second.stop()
+    assert second.join(10)
+    assert second.snapshot().state == "stopped"
+    assert queue.busy() == (0, 0)
+
+
+def test_queue_is_first_come_first_served(jobs):
+    queue = WorkerQueue(1)
+    first, second, third = (long_job(queue, n) for n in ("first", "second", "third"))
+    jobs.extend([first, second, third])
+    first.start()
+    wait_for(first, lambda s: s.state == "running")
+    second.start()
+    wait_for(second, lambda s: s.queue_position == 1)
+    third.start()
+    wait_for(third, lambda s: s.queue_position == 2)
+    first.stop()
+    assert first.join(10)
+    wait_for(second, lambda s: s.state == "running")
+    time.sleep(0.3)
+    assert third.snapshot().state == "queued" and third.snapshot().queue_position == 1
+
+
+def test_stopping_a_queued_job_ends_it_without_training(jobs):
+    queue = WorkerQueue(1)
+    first, waiting = long_job(queue, "first"), long_job(queue, "waiting")
+    jobs.extend([first, waiting])
+    first.start()
+    wait_for(first, lambda s: s.state == "running")
+    waiting.start()
+    wait_for(waiting, lambda s: s.state == "queued" and s.queue_position == 1)
+    waiting.stop()
+    assert waiting.join(10)
+    snap = waiting.snapshot()
+    assert snap.state == "stopped" and snap.step == 0 and snap.queue_position == 0
+    assert len(snap.models[0].train_loss) == 0
+    assert first.snapshot().state == "running"  # the running job is unaffected
+    assert queue.busy() == (1, 0)
+
+
+def test_two_slots_run_two_jobs(jobs):
+    queue = WorkerQueue(2)
+    a, b = long_job(queue, "a"), long_job(queue, "b")
+    jobs.extend([a.start(), b.start()])
+    wait_for(a, lambda s: s.state == "running" and s.step >= 1)
+    wait_for(b, lambda s: s.state == "running" and s.step >= 1)
+    assert queue.busy() == (2, 0)
+
+
+def test_job_rejects_bad_model_lists():
+    from resnet_viz.i18n import LabError
+    with pytest.raises(LabError):
+        Job([], tiny_train(), queue=WorkerQueue(1))
+    with pytest.raises(LabError):
+        Job([TINY_MODEL, TINY_MODEL], tiny_train(), queue=WorkerQueue(1))
+
+
+# ---- regressions (bugs found and fixed) ---------------------------------------------------------------------------------------
+
+def test_pause_after_step_then_resume_pauses(jobs):
+    job = long_job(WorkerQueue(1))
+    jobs.append(job.start(paused=True))
+    wait_for(job, lambda s: s.state == "paused")
+    wait_until_blocked(job)
+    job.step(50)  # "train 50 more steps", then the user changes their mind ...
+    job.resume()  # ... and lets it run
+    wait_for(job, lambda s: s.step >= 1)
+    job.pause()
+    asked_at = job.snapshot().step
+    held = wait_until_blocked(job, timeout=30).step
+    assert held <= asked_at + 1  # at most the step in flight finishes
+
+
+def test_building_a_job_does_not_disturb_a_seeded_build(monkeypatch):
+    import threading
+
+    from resnet_viz import engine
+
+    train = tiny_train(steps=3, seed=11)
+    reference = Job([TINY_MODEL], train, queue=WorkerQueue(1)).run_blocking().models[0].train_loss
+
+    real_build = engine.build_model
+    in_build, other_built = threading.Event(), threading.Event()
+
+    def build(spec):
+        # In the worker: the seed is set and the lock held; let another session build a Job right now.
+        if threading.current_thread().name == "resnet-lab-worker" and not in_build.is_set():
+            in_build.set()
+            other_built.wait(5)
+        return real_build(spec)
+
+    monkeypatch.setattr(engine, "build_model", build)
+    job = Job([TINY_MODEL], train, queue=WorkerQueue(1))
+    job.start()
+    try:
+        assert in_build.wait(10)
+        other = threading.Thread(target=lambda: Job([ModelSpec(depth=14)], train, queue=WorkerQueue(1)),
+                                 daemon=True)
+        other.start()
+        other.join(1.0)  # a correct engine makes this wait for the worker's build; don't deadlock on it
+        other_built.set()
+        assert job.join(20)
+        other.join(10)
+    finally:
+        other_built.set()
+        job.stop()
+        job.join(10)
+    snap = job.snapshot()
+    assert snap.state == "done"
+    np.testing.assert_array_equal(snap.models[0].train_loss, reference)
