@@ -71,7 +71,7 @@ class ModelSpec:
 class TrainSpec:
     """How every model of a comparison is trained: the same data order, seed and schedule for each."""
 
-    steps: int = 150  # plain-56 falls 2x behind by step ~60-70; 150 steps take ~50 s on 2 cores
+    steps: int = 120  # plain-56 falls 2x behind by step ~60-70; 120 steps take ~40 s on 2 cores
     batch_size: int = 64
     optimizer: str = "sgd"
     lr: float = 0.05  # 0.1 also shows the lesson, but res-56 then needs ~250 steps to get going

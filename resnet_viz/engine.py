@@ -1,29 +1,31 @@
-"""The lock-step trainer: every model of a comparison in ONE background worker thread.
+"""Training jobs: the models of one comparison, trained in lock-step in ONE worker process.
 
-Each step draws one minibatch and feeds it to each model in turn, so the comparison is fair (same data,
-same order, same seed) and the cores are never oversubscribed: two trainers that each use all cores run
-~50x slower on a 2-core laptop (DESIGN section 3). A process-wide queue lets at most `max_workers()` jobs
-train at once, across all browser sessions; the others wait, with a visible position.
+Each step draws one minibatch and feeds it to each model in turn (trainer.py), so the comparison is fair
+(same data, same order, same seed) and the cores are never oversubscribed: two trainers that each use all
+cores run ~50x slower on a 2-core laptop (DESIGN section 3). A process-wide queue lets at most
+`max_workers()` jobs train at once, across all browser sessions; the others wait, with a visible position.
 
-The worker never touches the UI. The UI calls `snapshot()`, which returns copies taken under a lock.
+The worker is a separate process so that the web server's own Python work cannot stall it on the GIL; it
+writes its measurements into shared memory, and `snapshot()` hands the UI plain numpy copies of them.
 """
 import atexit
-import math
+import contextlib
+import multiprocessing
 import os
+import sys
 import threading
+import types
 import time
 import weakref
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as nnf
 
 from .config import ModelSpec, TrainSpec, check_models
-from .data import tensors
 from .i18n import tr
 from .models import build_model, count_params, forward_flops
-from .probes import Probes
+from .trainer import Control, Record, evaluations, train_lockstep, worker_main
 
 
 def max_workers() -> int:
@@ -34,10 +36,6 @@ def max_workers() -> int:
 
 def threads_per_worker() -> int:
     return max(1, (os.cpu_count() or 1) // max_workers())
-
-
-# torch's intra-op pool is process-wide: size it once so K workers together use the cores, no more.
-torch.set_num_threads(threads_per_worker())
 
 
 class WorkerQueue:
@@ -80,64 +78,60 @@ class WorkerQueue:
 
 QUEUE = WorkerQueue(max_workers())
 _LIVE_JOBS: "weakref.WeakSet[Job]" = weakref.WeakSet()
+_BUILD_LOCK = threading.Lock()  # in-process builds draw from torch's global RNG; they must not interleave
 
 
 @atexit.register
 def _stop_all_jobs() -> None:
-    """Stop workers before the interpreter tears torch down under them (else: 'terminate called...')."""
+    """Stop workers when the server exits, so no orphan process trains on."""
     jobs = list(_LIVE_JOBS)
     for job in jobs:
         job.stop()
     for job in jobs:
         job.join(10)
-_BUILD_LOCK = threading.Lock()  # torch's global RNG seeds model init; builds must not interleave
 
 
-class Stopped(Exception):
-    pass
+def _context():
+    """forkserver: workers fork from a clean process that has torch imported already (start in well under a
+    second, and no inherited server threads); spawn where there is no forkserver (Windows, macOS default)."""
+    # Workers share 2 cores with the web server and often the browser: OpenMP threads that sleep instead of
+    # spinning at barriers trained the default lesson 1.6x faster with the page open (99 s vs 160 s).
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        ctx = torch.multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload(["resnet_viz.trainer"])
+        return ctx
+    return torch.multiprocessing.get_context("spawn")
 
 
-@dataclass
-class ModelTrace:
-    """Everything recorded for one model; arrays are filled in place up to `n` steps."""
+def warm_up() -> None:
+    """Start the fork server (and its torch import) now, in the background, so the first Train is quick."""
+    ctx = _context()
+    if ctx.get_start_method() == "forkserver":
+        from multiprocessing import forkserver
+        threading.Thread(target=forkserver.ensure_running, name="resnet-lab-warm-up", daemon=True).start()
 
+
+@contextlib.contextmanager
+def _bare_main():
+    """multiprocessing re-runs the parent's __main__ script in every child; ours is `streamlit`, pytest or a
+    test's temporary script, none of which a worker needs (its target lives in resnet_viz.trainer), and a
+    script that only runs under its own host fails there. Hide it while a worker starts."""
+    main = sys.modules["__main__"]
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        yield
+    finally:
+        sys.modules["__main__"] = main
+
+
+@dataclass(frozen=True)
+class ModelInfo:
     spec: ModelSpec
     params: int
     flops: int
     layer_names: list[str]
     block_names: list[str]
-    steps: int
-    n: int = 0
-    diverged_step: int = -1
-    train_loss: np.ndarray = field(init=False)
-    train_acc: np.ndarray = field(init=False)
-    seconds: np.ndarray = field(init=False)  # this model's own compute time per step
-    grad_norm: np.ndarray = field(init=False)
-    act_mean: np.ndarray = field(init=False)
-    act_std: np.ndarray = field(init=False)
-    eval_step: list[int] = field(default_factory=list)
-    test_loss: list[float] = field(default_factory=list)
-    test_acc: list[float] = field(default_factory=list)
-
-    def __post_init__(self):
-        self.train_loss = np.full(self.steps, np.nan, np.float32)
-        self.train_acc = np.full(self.steps, np.nan, np.float32)
-        self.seconds = np.zeros(self.steps, np.float32)
-        self.grad_norm = np.full((self.steps, len(self.layer_names)), np.nan, np.float32)
-        self.act_mean = np.full((self.steps, len(self.block_names)), np.nan, np.float32)
-        self.act_std = np.full((self.steps, len(self.block_names)), np.nan, np.float32)
-
-    def copy(self) -> "ModelView":
-        n = self.n
-        return ModelView(
-            name=self.spec.name, spec=self.spec, params=self.params, flops=self.flops,
-            layer_names=list(self.layer_names), block_names=list(self.block_names),
-            diverged_step=self.diverged_step, step=np.arange(1, n + 1),
-            train_loss=self.train_loss[:n].copy(), train_acc=self.train_acc[:n].copy(),
-            seconds=self.seconds[:n].copy(), grad_norm=self.grad_norm[:n].copy(),
-            act_mean=self.act_mean[:n].copy(), act_std=self.act_std[:n].copy(),
-            eval_step=np.array(self.eval_step, int), test_loss=np.array(self.test_loss, float),
-            test_acc=np.array(self.test_acc, float))
 
 
 @dataclass(frozen=True)
@@ -201,72 +195,82 @@ class Snapshot:
         return self.state in ("done", "stopped", "failed")
 
 
+@dataclass(frozen=True)
+class Snapshot:
+    state: str  # idle, queued, running, paused, done, stopped, failed
+    step: int
+    steps: int
+    queue_position: int
+    elapsed: float
+    error: str | None
+    train: TrainSpec
+    models: list[ModelView]
+    pause_requested: bool = False  # Pause was pressed; the worker stops at the next step boundary
+
+    @property
+    def active(self) -> bool:
+        return self.state in ("queued", "running")
+
+    @property
+    def finished(self) -> bool:
+        return self.state in ("done", "stopped", "failed")
+
+
 class Job:
-    """Trains `models` with `train` in one background thread, with start/pause/resume/step/stop."""
+    """Trains `models` with `train` in a background worker process, with start/pause/resume/step/stop."""
 
     def __init__(self, models, train: TrainSpec, queue: WorkerQueue = QUEUE, dataset: str = "mnist-5k",
                  heartbeat_timeout: float | None = None):
         self.models = check_models(models)
-        self.heartbeat_timeout = heartbeat_timeout  # stop when nobody called touch() for this long
         self.train = train
         self.dataset = dataset
+        self.heartbeat_timeout = heartbeat_timeout  # stop when nobody called touch() for this long
+        self.heartbeat = time.monotonic()
         self._queue = queue
         self._lock = threading.Lock()
-        self._wake = threading.Condition(self._lock)
         self._state = "idle"
-        self._step = 0
         self._error: str | None = None
-        self._stop = False
-        self._paused = False
-        self._step_budget = 0  # single steps granted while paused
-        self._blocked = False  # the worker is waiting at a step boundary (truly paused)
-        self._running_since: float | None = None  # None while queued, paused or finished
-        self._elapsed = 0.0
         self._thread: threading.Thread | None = None
-        self.heartbeat = time.monotonic()
-        self._traces: list[ModelTrace] = []
+        self._process = None
+        self._control = Control().share_memory_()
+        self._info: list[ModelInfo] = []
+        self._records: list[Record] = []
         for spec in self.models:
-            with _BUILD_LOCK:  # building draws from torch's global RNG, which a worker may have just seeded
+            with _BUILD_LOCK:
                 model = build_model(spec)
                 flops = forward_flops(spec)
-            self._traces.append(ModelTrace(
-                spec, count_params(model), flops, [n for n, _ in model.weight_layers()],
-                [n for n, _ in model.blocks()], train.steps))
+            layers, blocks = [n for n, _ in model.weight_layers()], [n for n, _ in model.blocks()]
+            self._info.append(ModelInfo(spec, count_params(model), flops, layers, blocks))
+            self._records.append(Record.empty(train.steps, len(layers), len(blocks), evaluations(train))
+                                 .share_memory_())
 
     # ---- control (any thread) -------------------------------------------------------------------
     def start(self, paused: bool = False) -> "Job":
         with self._lock:
             if self._thread is not None:
                 return self  # pressing Train twice does not start a second worker
-            self._paused = paused
+            self._control[Control.PAUSED] = int(paused)
             self._state = "queued"
-            self._thread = threading.Thread(target=self._run, name="resnet-lab-worker", daemon=True)
+            self._thread = threading.Thread(target=self._manage, name="resnet-lab-job", daemon=True)
             _LIVE_JOBS.add(self)
             self._thread.start()
         return self
 
     def pause(self) -> None:
-        with self._lock:
-            self._paused = True
-            self._wake.notify_all()
+        self._control[Control.PAUSED] = 1
 
     def resume(self) -> None:
-        with self._lock:
-            self._paused = False
-            self._step_budget = 0
-            self._wake.notify_all()
+        self._control[Control.GRANTED] = self._control[Control.USED]
+        self._control[Control.PAUSED] = 0
 
     def step(self, n: int = 1) -> None:
         """While paused, train exactly n more steps, then stay paused."""
-        with self._lock:
-            self._paused = True
-            self._step_budget += n
-            self._wake.notify_all()
+        c = self._control
+        c[Control.GRANTED] = max(c[Control.GRANTED], c[Control.USED]) + n
+        c[Control.PAUSED] = 1
 
     def stop(self) -> None:
-        with self._lock:
-            self._stop = True
-            self._wake.notify_all()
+        self._control[Control.STOP] = 1
 
     def touch(self) -> None:
         """A viewer is still watching (see heartbeat_timeout)."""
@@ -275,43 +279,68 @@ class Job:
     def _abandoned(self) -> bool:
         return self.heartbeat_timeout is not None and time.monotonic() - self.heartbeat > self.heartbeat_timeout
 
+    def _cancelled(self) -> bool:
+        if self._abandoned():
+            self.stop()
+        return bool(self._control[Control.STOP])
+
     def join(self, timeout: float | None = None) -> bool:
         if self._thread is not None:
             self._thread.join(timeout)
             return not self._thread.is_alive()
         return True
 
-    def run_blocking(self, on_step=None) -> "Snapshot":
-        """Train in the calling thread (the CLI); on_step(step, losses) is called after every step."""
-        self._on_step = on_step
+    def run_blocking(self, on_step=None) -> Snapshot:
+        """Train in this process and thread (the CLI, benchmarks); on_step(step, losses) after every step."""
         with self._lock:
-            self._state = "queued"
-        self._run()
+            self._state = "running"
+        try:
+            state = train_lockstep(list(self.models), self.train, self._records, self._control, self.dataset,
+                                   on_step, build_lock=_BUILD_LOCK)
+            self._finish(state)
+        except Exception as exc:
+            self._finish("failed", f"{type(exc).__name__}: {exc}")
         return self.snapshot()
 
     def snapshot(self) -> Snapshot:
+        c = self._control
         with self._lock:
-            since = self._running_since
-            elapsed = self._elapsed + (time.monotonic() - since if since is not None else 0.0)
-            state = "paused" if self._state == "running" and self._blocked else self._state
-            return Snapshot(state, self._step, self.train.steps, self._queue.position(self),
-                            elapsed, self._error, self.train, [t.copy() for t in self._traces],
-                            self._paused and self._state in ("queued", "running"))
+            state, error = self._state, self._error
+        if state == "running" and c[Control.BLOCKED]:
+            state = "paused"
+        n = c[Control.STEP]
+        return Snapshot(state, n, self.train.steps, self._queue.position(self), float(c.elapsed[0]), error,
+                        self.train, [_view(info, rec, n) for info, rec in zip(self._info, self._records)],
+                        bool(c[Control.PAUSED]) and state in ("queued", "running", "paused"))
 
-    # ---- the worker -----------------------------------------------------------------------------
-    _on_step = None
-
-    def _run(self) -> None:
-        if not self._queue.acquire(self, lambda: self._stop or self._abandoned()):
+    # ---- the owner thread: queue, process, watchdog -------------------------------------------
+    def _manage(self) -> None:
+        if not self._queue.acquire(self, self._cancelled):
             self._finish("stopped")
             return
         try:
             with self._lock:
-                self._state, self._running_since = "running", time.monotonic()
-            self._train()
-            self._finish("stopped" if self._stop else "done")
-        except Stopped:
-            self._finish("stopped")
+                self._state = "running"
+            ctx = _context()
+            receive, send = ctx.Pipe(duplex=False)
+            self._process = ctx.Process(
+                target=worker_main, name="resnet-lab-worker", daemon=True,
+                args=(list(self.models), self.train, self._records, self._control, self.dataset,
+                      threads_per_worker(), send))
+            with _bare_main():
+                self._process.start()
+            send.close()
+            while self._process.is_alive():
+                self._process.join(0.2)
+                if self._cancelled() and self._process.is_alive():
+                    self._process.join(10)  # the worker stops at its next step boundary
+                    if self._process.is_alive():
+                        self._process.terminate()
+            try:
+                state, error = receive.recv()
+            except EOFError:  # it died without a word: killed, out of memory, or crashed in C
+                state, error = "failed", tr("en", "msg.worker_died", code=self._process.exitcode)
+            self._finish(state, error)
         except Exception as exc:  # a broken run must not take the server down; show it instead
             self._finish("failed", f"{type(exc).__name__}: {exc}")
         finally:
@@ -319,127 +348,20 @@ class Job:
 
     def _finish(self, state: str, error: str | None = None) -> None:
         with self._lock:
-            self._clock_off()
             self._state, self._error = state, error
 
-    def _clock_off(self) -> None:
-        if self._running_since is not None:
-            self._elapsed += time.monotonic() - self._running_since
-            self._running_since = None
 
-    def _wait_for_go(self) -> None:
-        """Block at a step boundary while paused; raise Stopped when asked to stop."""
-        with self._lock:
-            while True:
-                if self._stop or self._abandoned():
-                    raise Stopped
-                if not self._paused:
-                    return
-                if self._step_budget:
-                    self._step_budget -= 1
-                    return
-                self._clock_off()
-                self._blocked = True
-                self._wake.wait(1.0)  # wake now and then to notice an abandoned job
-                self._blocked = False
-                self._running_since = time.monotonic()
-
-    def _train(self) -> None:
-        spec = self.train
-        data = tensors(self.dataset)
-        nets, opts, probes = [], [], []
-        for s in self.models:
-            with _BUILD_LOCK:
-                torch.manual_seed(spec.seed)  # the same start for models of the same architecture
-                net = build_model(s).to(memory_format=torch.channels_last)
-            nets.append(net)
-            probes.append(Probes(net))
-            opts.append(_optimizer(net, spec))
-        order = torch.Generator().manual_seed(spec.seed)
-        perm, cursor = torch.randperm(len(data.train_y), generator=order), 0
-        test_x = data.test_x[:spec.eval_size].contiguous(memory_format=torch.channels_last)
-        test_y = data.test_y[:spec.eval_size]
-        for step in range(spec.steps):
-            self._wait_for_go()
-            if cursor + spec.batch_size > len(perm):
-                perm, cursor = torch.randperm(len(data.train_y), generator=order), 0
-            idx = perm[cursor:cursor + spec.batch_size]
-            cursor += spec.batch_size
-            x = data.train_x[idx].contiguous(memory_format=torch.channels_last)
-            y = data.train_y[idx]
-            lr = _lr_at(step, spec)
-            for net, opt, probe, trace in zip(nets, opts, probes, self._traces):
-                if trace.diverged_step >= 0:
-                    continue
-                for g in opt.param_groups:
-                    g["lr"] = lr
-                self._train_step(step, net, opt, probe, trace, x, y)
-            last = step + 1 == spec.steps
-            if (step + 1) % spec.eval_every == 0 or last:
-                self._evaluate(step + 1, nets, probes, test_x, test_y)
-            with self._lock:
-                self._step = step + 1
-                for t in self._traces:
-                    t.n = step + 1
-            if self._on_step is not None:
-                self._on_step(step + 1, [float(t.train_loss[step]) for t in self._traces])
-        for p in probes:
-            p.remove()
-
-    def _train_step(self, step, net, opt, probe, trace, x, y) -> None:
-        t0 = time.perf_counter()
-        net.train()
-        logits = net(x)
-        loss = nnf.cross_entropy(logits, y)
-        loss_value = loss.item()
-        if not math.isfinite(loss_value):
-            with self._lock:
-                trace.diverged_step = step + 1
-                trace.train_loss[step] = loss_value
-            probe.read()  # drop this step's activation stats
-            return
-        opt.zero_grad(set_to_none=False)
-        loss.backward()
-        opt.step()
-        readout = torch.cat((probe.read(), (logits.argmax(1) == y).float().mean().reshape(1))).numpy()
-        n_layers, n_blocks = len(trace.layer_names), len(trace.block_names)
-        with self._lock:
-            trace.train_loss[step] = loss_value
-            trace.train_acc[step] = readout[-1]
-            trace.grad_norm[step] = readout[:n_layers]
-            trace.act_mean[step] = readout[n_layers:n_layers + n_blocks]
-            trace.act_std[step] = readout[n_layers + n_blocks:n_layers + 2 * n_blocks]
-            trace.seconds[step] = time.perf_counter() - t0
-
-    def _evaluate(self, step, nets, probes, x, y) -> None:
-        for net, probe, trace in zip(nets, probes, self._traces):
-            if trace.diverged_step >= 0:
-                continue
-            probe.active = False
-            net.eval()
-            with torch.inference_mode():
-                logits = net(x)
-                loss = nnf.cross_entropy(logits, y).item()
-                acc = (logits.argmax(1) == y).float().mean().item()
-            probe.active = True
-            with self._lock:
-                trace.eval_step.append(step)
-                trace.test_loss.append(loss)
-                trace.test_acc.append(acc)
-
-
-def _optimizer(net, spec: TrainSpec) -> torch.optim.Optimizer:
-    if spec.optimizer == "adam":
-        return torch.optim.Adam(net.parameters(), lr=spec.lr, weight_decay=spec.weight_decay)
-    return torch.optim.SGD(net.parameters(), lr=spec.lr, momentum=spec.momentum, weight_decay=spec.weight_decay)
-
-
-def _lr_at(step: int, spec: TrainSpec) -> float:
-    """Linear warm-up from lr/10 over warmup_steps, then constant (runs here are far shorter than an epoch
-    schedule would need)."""
-    if step < spec.warmup_steps:
-        return spec.lr * (0.1 + 0.9 * step / spec.warmup_steps)
-    return spec.lr
+def _view(info: ModelInfo, rec: Record, n: int) -> ModelView:
+    evals = int(rec.counts[0])
+    return ModelView(
+        name=info.spec.name, spec=info.spec, params=info.params, flops=info.flops,
+        layer_names=list(info.layer_names), block_names=list(info.block_names),
+        diverged_step=rec.diverged_step, step=np.arange(1, n + 1),
+        train_loss=rec.train_loss[:n].numpy().copy(), train_acc=rec.train_acc[:n].numpy().copy(),
+        seconds=rec.seconds[:n].numpy().copy(), grad_norm=rec.grad_norm[:n].numpy().copy(),
+        act_mean=rec.act_mean[:n].numpy().copy(), act_std=rec.act_std[:n].numpy().copy(),
+        eval_step=rec.eval_step[:evals].numpy().copy(), test_loss=rec.test_loss[:evals].numpy().astype(float),
+        test_acc=rec.test_acc[:evals].numpy().astype(float))
 
 
 def diverged_message(view: ModelView, lang: str = "en") -> str:

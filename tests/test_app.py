@@ -46,7 +46,7 @@ def test_default_preset_loads_ready_to_train():
     assert not button(at, "Train").disabled
     assert button(at, "Stop").disabled and button(at, "Pause").disabled
     assert any("No run yet" in i.value for i in at.info)
-    assert at.number_input[0].value == 150  # steps of the default preset
+    assert at.number_input[0].value == 120  # steps of the default preset
 
 
 def test_train_updates_charts_then_finishes():

@@ -5,7 +5,7 @@ from .. import plots
 from ..config import (DEFAULT_PRESET, INITS, MAX_MODELS, PRESETS, SHORTCUTS, STEM_STRIDES, VALID_DEPTHS, WIDTHS,
                       LabError, ModelSpec, TrainSpec, check_models, spec_dict, spec_from_dict)
 from ..engine import QUEUE, Job
-from .session import HEARTBEAT_TIMEOUT, job_holder
+from .session import HEARTBEAT_TIMEOUT, job_holder, workers_warmed_up
 from .text import t
 
 MODEL_COLUMNS = ("name", "skip", "depth", "shortcut", "width", "batch_norm", "init", "stem_stride")
@@ -18,7 +18,6 @@ def preset_rows(preset: str) -> list[dict]:
 
 
 def model_editor(preset: str) -> list[dict]:
-    st.subheader(t("lab.models"))
     st.caption(t("lab.models_help", n=MAX_MODELS))
     config = {
         "name": st.column_config.TextColumn(t("col.name"), help=t("col.name_help"), max_chars=24),
@@ -152,13 +151,16 @@ def live_panel() -> None:
     if snap.step == 0:
         st.caption(t("lab.waiting_first_step"))
     else:
+        # While training, static charts: no hover layers to rebuild every second, so the browser leaves the
+        # CPU to the model; once the run ends they become interactive (hover, zoom).
+        config = {"displaylogo": False, "staticPlot": not snap.finished}
         c1, c2 = st.columns([1, 1])
         c1.plotly_chart(plots.loss_figure(views, t, log_y=st.session_state.get("log_y", True),
                                           smoothing=st.session_state.get("smoothing", 0.6)),
-                        key="loss_chart", config={"displaylogo": False})
+                        key="loss_chart", config=config)
         c2.plotly_chart(plots.accuracy_figure(views, t, smoothing=st.session_state.get("smoothing", 0.6)),
-                        key="acc_chart", config={"displaylogo": False})
-        st.plotly_chart(plots.grad_heatmap_figure(views, t), key="grad_chart", config={"displaylogo": False})
+                        key="acc_chart", config=config)
+        st.plotly_chart(plots.grad_heatmap_figure(views, t), key="grad_chart", config=config)
         st.caption(t("lab.grad_caption"))
         st.subheader(t("lab.summary"))
         st.dataframe(plots.summary_rows(views, t), hide_index=True, width="stretch")
@@ -177,22 +179,26 @@ def chart_options() -> None:
 
 
 def page() -> None:
+    workers_warmed_up()
+    holder = job_holder()
+    snap = holder.job.snapshot() if holder.job else None
+    fresh = snap is None  # before the first run the page explains; afterwards the charts get the space
     st.title(t("lab.title"))
-    st.markdown(t("lab.intro"))
+    if fresh:
+        st.markdown(t("lab.intro"))
     preset = st.selectbox(t("lab.preset"), list(PRESETS), index=list(PRESETS).index(DEFAULT_PRESET),
                           format_func=lambda k: t(f"{PRESETS[k].key}.title"), key="preset")
-    with st.expander(t("lab.look_for"), expanded=True):
+    with st.expander(t("lab.look_for"), expanded=fresh):
         st.markdown(t(f"{PRESETS[preset].key}.explain"))
     train, train_error = train_settings(preset)
-    rows = model_editor(preset)
+    with st.expander(t("lab.models"), expanded=fresh, icon=":material/tune:"):
+        rows = model_editor(preset)
     specs, problems = parse_models(rows)
     if train_error:
         problems.append(train_error)
     for p in problems:
         st.error(p)
-    holder = job_holder()
     controls(holder, specs, train, problems)
     chart_options()
-    snap = holder.job.snapshot() if holder.job else None
     interval = None if snap is None or snap.finished else (1.0 if snap.active else 2.0)
     st.fragment(live_panel, run_every=interval)()

@@ -6,6 +6,8 @@ looked at for HEARTBEAT_TIMEOUT seconds), in case a release never comes.
 """
 import streamlit as st
 
+from .. import engine
+
 HEARTBEAT_TIMEOUT = 90.0  # s; browsers throttle background tabs' timers to about once a minute
 
 
@@ -26,3 +28,10 @@ class JobHolder:
 @st.cache_resource(scope="session", on_release=JobHolder.release, show_spinner=False)
 def job_holder() -> JobHolder:
     return JobHolder()
+
+
+@st.cache_resource(show_spinner=False)
+def workers_warmed_up() -> bool:
+    """Once per server: start the worker fork server while the first visitor reads the page."""
+    engine.warm_up()
+    return True

@@ -1,0 +1,201 @@
+"""The lock-step training loop: one minibatch per step, fed to every model in turn.
+
+It writes everything it measures into shared-memory tensors (a `Record` per model) and reads its orders
+from a shared `Control`, so the same loop runs in the CLI's own process or in a worker process beside the
+Streamlit server, where the server's Python work cannot hold the GIL against it (a chart thread in the same
+process slowed training ~3x on 2 cores).
+"""
+import contextlib
+import math
+import time
+from dataclasses import dataclass, fields
+
+import torch
+import torch.nn.functional as nnf
+
+from .config import ModelSpec, TrainSpec
+from .data import tensors
+from .models import build_model
+from .probes import Probes
+
+
+class Control:
+    """Orders and progress shared between the job's owner and the worker, each slot written by one side:
+    owner -> STOP, PAUSED, GRANTED (single steps allowed while paused); worker -> USED, BLOCKED, STEP."""
+
+    STOP, PAUSED, GRANTED, USED, BLOCKED, STEP = range(6)
+
+    def __init__(self):
+        self.ints = torch.zeros(6, dtype=torch.int64)
+        self.elapsed = torch.zeros(1, dtype=torch.float64)  # training seconds, paused time excluded
+
+    def share_memory_(self) -> "Control":
+        self.ints.share_memory_()
+        self.elapsed.share_memory_()
+        return self
+
+    def __getitem__(self, slot: int) -> int:
+        return int(self.ints[slot])
+
+    def __setitem__(self, slot: int, value: int) -> None:
+        self.ints[slot] = value
+
+
+@dataclass
+class Record:
+    """What is measured for one model, preallocated for the whole run (NaN = not yet)."""
+
+    train_loss: torch.Tensor  # (steps,)
+    train_acc: torch.Tensor
+    seconds: torch.Tensor  # this model's own compute time per step
+    grad_norm: torch.Tensor  # (steps, layers)
+    act_mean: torch.Tensor  # (steps, blocks)
+    act_std: torch.Tensor
+    eval_step: torch.Tensor  # (evals,), int
+    test_loss: torch.Tensor
+    test_acc: torch.Tensor
+    counts: torch.Tensor  # [evaluations done, step it diverged at or -1]
+
+    @classmethod
+    def empty(cls, steps: int, layers: int, blocks: int, evals: int) -> "Record":
+        nan = float("nan")
+        return cls(torch.full((steps,), nan), torch.full((steps,), nan), torch.zeros(steps),
+                   torch.full((steps, layers), nan), torch.full((steps, blocks), nan),
+                   torch.full((steps, blocks), nan), torch.zeros(evals, dtype=torch.int64),
+                   torch.full((evals,), nan), torch.full((evals,), nan), torch.tensor([0, -1]))
+
+    def share_memory_(self) -> "Record":
+        for f in fields(self):
+            getattr(self, f.name).share_memory_()
+        return self
+
+    @property
+    def diverged_step(self) -> int:
+        return int(self.counts[1])
+
+
+def evaluations(spec: TrainSpec) -> int:
+    return spec.steps // spec.eval_every + 1
+
+
+def train_lockstep(models: list[ModelSpec], spec: TrainSpec, records: list[Record], control: Control,
+                   dataset: str = "mnist-5k", on_step=None, build_lock=contextlib.nullcontext()) -> str:
+    """Train until done or stopped; returns "done" or "stopped". Never touches anything but its arguments."""
+    data = tensors(dataset)
+    nets, opts, probes = [], [], []
+    for s in models:
+        with build_lock:  # seeding is process-global: another thread's build must not interleave
+            torch.manual_seed(spec.seed)  # the same start for models of the same architecture
+            net = build_model(s).to(memory_format=torch.channels_last)
+        nets.append(net)
+        probes.append(Probes(net))
+        opts.append(_optimizer(net, spec))
+    order = torch.Generator().manual_seed(spec.seed)
+    perm, cursor = torch.randperm(len(data.train_y), generator=order), 0
+    test_x = data.test_x[:spec.eval_size].contiguous(memory_format=torch.channels_last)
+    test_y = data.test_y[:spec.eval_size]
+    clock = time.perf_counter()
+    for step in range(spec.steps):
+        control.elapsed[0] += time.perf_counter() - clock
+        if not _wait_for_go(control):
+            return "stopped"
+        clock = time.perf_counter()
+        if cursor + spec.batch_size > len(perm):
+            perm, cursor = torch.randperm(len(data.train_y), generator=order), 0
+        idx = perm[cursor:cursor + spec.batch_size]
+        cursor += spec.batch_size
+        x = data.train_x[idx].contiguous(memory_format=torch.channels_last)
+        y = data.train_y[idx]
+        lr = lr_at(step, spec)
+        for net, opt, probe, rec in zip(nets, opts, probes, records):
+            if rec.diverged_step < 0:
+                for g in opt.param_groups:
+                    g["lr"] = lr
+                _train_step(step, net, opt, probe, rec, x, y)
+        if (step + 1) % spec.eval_every == 0 or step + 1 == spec.steps:
+            _evaluate(step + 1, nets, probes, records, test_x, test_y)
+        control[Control.STEP] = step + 1
+        if on_step is not None:
+            on_step(step + 1, [float(r.train_loss[step]) for r in records])
+    control.elapsed[0] += time.perf_counter() - clock
+    return "done"
+
+
+def _wait_for_go(control: Control) -> bool:
+    """At a step boundary: False when asked to stop; waits while paused, unless a single step was granted."""
+    while True:
+        if control[Control.STOP]:
+            return False
+        if not control[Control.PAUSED]:
+            return True
+        if control[Control.USED] < control[Control.GRANTED]:
+            control[Control.USED] = control[Control.USED] + 1
+            return True
+        control[Control.BLOCKED] = 1
+        time.sleep(0.05)
+        control[Control.BLOCKED] = 0
+
+
+def _train_step(step, net, opt, probe, rec: Record, x, y) -> None:
+    t0 = time.perf_counter()
+    net.train()
+    logits = net(x)
+    loss = nnf.cross_entropy(logits, y)
+    loss_value = loss.item()
+    if not math.isfinite(loss_value):
+        rec.train_loss[step] = loss_value
+        rec.counts[1] = step + 1
+        probe.read()  # drop this step's activation stats
+        return
+    opt.zero_grad(set_to_none=False)
+    loss.backward()
+    opt.step()
+    readout = probe.read()
+    n_layers, n_blocks = rec.grad_norm.shape[1], rec.act_mean.shape[1]
+    rec.grad_norm[step] = readout[:n_layers]
+    rec.act_mean[step] = readout[n_layers:n_layers + n_blocks]
+    rec.act_std[step] = readout[n_layers + n_blocks:]
+    rec.train_acc[step] = (logits.argmax(1) == y).float().mean()
+    rec.seconds[step] = time.perf_counter() - t0
+    rec.train_loss[step] = loss_value  # written last: a finite loss marks the step as complete
+
+
+def _evaluate(step, nets, probes, records, x, y) -> None:
+    for net, probe, rec in zip(nets, probes, records):
+        if rec.diverged_step >= 0:
+            continue
+        probe.active = False
+        net.eval()
+        with torch.inference_mode():
+            logits = net(x)
+            i = int(rec.counts[0])
+            rec.test_loss[i] = nnf.cross_entropy(logits, y)
+            rec.test_acc[i] = (logits.argmax(1) == y).float().mean()
+            rec.eval_step[i] = step
+        rec.counts[0] = i + 1
+        probe.active = True
+
+
+def _optimizer(net, spec: TrainSpec) -> torch.optim.Optimizer:
+    if spec.optimizer == "adam":
+        return torch.optim.Adam(net.parameters(), lr=spec.lr, weight_decay=spec.weight_decay)
+    return torch.optim.SGD(net.parameters(), lr=spec.lr, momentum=spec.momentum, weight_decay=spec.weight_decay)
+
+
+def lr_at(step: int, spec: TrainSpec) -> float:
+    """Linear warm-up from lr/10 over warmup_steps, then constant (runs here are far shorter than an epoch
+    schedule would need)."""
+    if step < spec.warmup_steps:
+        return spec.lr * (0.1 + 0.9 * step / spec.warmup_steps)
+    return spec.lr
+
+
+def worker_main(models, spec, records, control, dataset, threads, conn) -> None:
+    """Entry point of a worker process: train, then report ("done"|"stopped"|"failed", error) on conn."""
+    torch.set_num_threads(threads)
+    try:
+        conn.send((train_lockstep(models, spec, records, control, dataset), None))
+    except Exception as exc:  # reported to the owner, shown in the UI
+        conn.send(("failed", f"{type(exc).__name__}: {exc}"))
+    finally:
+        conn.close()
