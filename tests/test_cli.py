@@ -1,0 +1,78 @@
+"""`python -m resnet_viz`: real subprocess runs, real training on the bundled MNIST digits."""
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def cli(*args, timeout=600):
+    return subprocess.run([sys.executable, "-m", "resnet_viz", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def test_train_writes_metrics_plots_and_summary(tmp_path):
+    out = tmp_path / "run"
+    r = cli("train", "--model", "plain-8", "--model", "depth=8,skip=true,name=res8", "--steps", "12",
+            "--eval-every", "5", "--batch-size", "32", "--quiet", "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    names = [m["name"] for m in summary["models"]]
+    assert names == ["plain-8", "res8"]
+    for m in summary["models"]:
+        assert set(m) >= {"name", "skip", "depth", "params", "flops", "final_train_loss", "train_acc", "test_acc",
+                          "diverged", "seconds"}
+        assert m["depth"] == 8 and m["params"] > 0 and m["flops"] > 0 and not m["diverged"]
+        assert 0 < m["final_train_loss"] < 5 and 0 <= m["test_acc"] <= 1
+    assert summary["models"][0]["params"] == summary["models"][1]["params"]  # option A: same parameters
+    rows = list(csv.DictReader(open(out / "metrics.csv")))
+    assert len(rows) == 2 * 12
+    tested = [r for r in rows if r["test_acc"]]
+    assert [int(r["step"]) for r in tested if r["model"] == "res8"] == [5, 10, 12]
+    grads = list(csv.DictReader(open(out / "grad_norms.csv")))
+    assert len(grads) == 2 * 12 * 8 and all(float(g["grad_norm"]) > 0 for g in grads)
+    for png in ("curves.png", "grad_norms.png"):
+        assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("args, message", [
+    (["train", "--steps", "0", "--out", "x"], "Steps must be"),
+    (["train", "--model", "depth=21", "--out", "x"], "Depth must be 6n+2"),
+    (["train", "--model", "plain-8", "--model", "plain-8", "--out", "x"], "used twice"),
+    (["train", "--lr", "abc", "--out", "x"], "invalid float value"),
+    (["train", "--lr", "-1", "--out", "x"], "Learning rate must be"),
+    (["train", "--model", "colour=red", "--out", "x"], "unknown model setting"),
+    (["train", "--preset", "nope", "--out", "x"], "invalid choice"),
+    (["train", "--steps", "5"], "--out"),
+    (["bench", "--steps", "0"], "Steps must be"),
+    (["fly"], "invalid choice"),
+])
+def test_bad_input_is_one_line_and_exit_2(args, message):
+    r = cli(*args, timeout=120)
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0] and "Traceback" not in r.stderr, r.stderr
+
+
+def test_bench_prints_one_json_object():
+    r = cli("bench", "--steps", "2")
+    assert r.returncode == 0, r.stderr
+    data = json.loads(r.stdout)
+    assert data["cores"] >= 1 and data["matmul_gflops"] > 0
+    assert [m["name"] for m in data["models"]] == ["plain-20", "res-20", "plain-56", "res-56"]
+    assert all(m["steps_per_s"] > 0 and 0 < m["efficiency"] for m in data["models"])
+
+
+@pytest.mark.slow
+def test_degradation_preset_shows_the_lesson(tmp_path):
+    """The product's claim, on real data with the default settings: plain-56's training loss ends at least
+    2x above both plain-20's and res-56's."""
+    r = cli("train", "--preset", "degradation", "--quiet", "--out", str(tmp_path))
+    assert r.returncode == 0, r.stderr
+    loss = {m["name"]: m["final_train_loss"] for m in json.loads((tmp_path / "summary.json").read_text())["models"]}
+    assert loss["plain-56"] >= 2 * loss["plain-20"], loss
+    assert loss["plain-56"] >= 2 * loss["res-56"], loss
