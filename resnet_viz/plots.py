@@ -180,7 +180,7 @@ def save_curves_png(views: Sequence[ModelView], path, t: Text, smoothing: float 
             ax_acc.plot(v.eval_step, v.test_acc, style + "o", color=colour(i), label=v.name)
     ax_loss.set(yscale="log", xlabel=t("chart.step"), ylabel=t("chart.train_loss"), title=t("chart.loss_title"))
     ax_acc.set(ylim=(0, 1.02), xlabel=t("chart.step"), ylabel=t("chart.test_accuracy"),
-               title=t("chart.accuracy_title"))
+               title=t("chart.test_accuracy_title"))
     for ax in (ax_loss, ax_acc):
         ax.grid(alpha=0.3)
         ax.legend()

@@ -42,7 +42,7 @@ def summary(at):
 def test_default_preset_loads_ready_to_train():
     at = new_app()
     assert "ResNet Lab" in at.title[0].value
-    assert at.selectbox(key="preset").value == "degradation"
+    assert at.selectbox(key="preset_en").value == "degradation"
     assert not button(at, "Train").disabled
     assert button(at, "Stop").disabled and button(at, "Pause").disabled
     assert any("No run yet" in i.value for i in at.info)
@@ -96,6 +96,8 @@ def test_chinese_switch_translates_the_page_and_shows_no_raw_keys():
     at.run()
     assert not at.exception
     assert "ResNet 实验室" in at.title[0].value
+    assert at.selectbox(key="preset_zh").value == "degradation"
+    assert "退化问题" in at.selectbox(key="preset_zh").options[0]
     assert [b.label for b in at.button] == ["训练", "暂停", "单步", "停止"]
     keys = set(json.loads((Path(APP).parent / "resnet_viz/locales/en.json").read_text()))
     shown = [e.value for e in at.markdown] + [e.value for e in at.info] + [e.label for e in at.number_input]

@@ -6,7 +6,7 @@ from ..config import (DEFAULT_PRESET, INITS, MAX_MODELS, PRESETS, SHORTCUTS, STE
                       LabError, ModelSpec, TrainSpec, check_models, spec_dict, spec_from_dict)
 from ..engine import QUEUE, Job
 from .session import HEARTBEAT_TIMEOUT, job_holder, workers_warmed_up
-from .text import t
+from .text import lang, t
 
 MODEL_COLUMNS = ("name", "skip", "depth", "shortcut", "width", "batch_norm", "init", "stem_stride")
 
@@ -186,8 +186,11 @@ def page() -> None:
     st.title(t("lab.title"))
     if fresh:
         st.markdown(t("lab.intro"))
-    preset = st.selectbox(t("lab.preset"), list(PRESETS), index=list(PRESETS).index(DEFAULT_PRESET),
-                          format_func=lambda k: t(f"{PRESETS[k].key}.title"), key="preset")
+    # One widget per language (a selectbox keeps its first labels), the choice carried across the switch.
+    chosen = st.session_state.get("preset_value", DEFAULT_PRESET)
+    preset = st.selectbox(t("lab.preset"), list(PRESETS), index=list(PRESETS).index(chosen),
+                          format_func=lambda k: t(f"{PRESETS[k].key}.title"), key=f"preset_{lang()}")
+    st.session_state["preset_value"] = preset
     with st.expander(t("lab.look_for"), expanded=fresh):
         st.markdown(t(f"{PRESETS[preset].key}.explain"))
     train, train_error = train_settings(preset)
