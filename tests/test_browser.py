@@ -14,6 +14,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = os.environ.get("RESNET_LAB_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
@@ -98,7 +99,7 @@ def step_of(text: str) -> int:
 
 
 def test_train_shows_live_charts_without_errors(page):
-    assert page.get_by_text("No run yet").is_visible()
+    expect(page.get_by_text("No run yet")).to_be_visible()
     steps = page.get_by_role("spinbutton", name="Steps", exact=True)
     steps.fill("20")
     steps.press("Enter")
@@ -115,7 +116,7 @@ def test_train_shows_live_charts_without_errors(page):
     # The run finishes by itself, and the Train button comes back.
     page.wait_for_function("() => document.body.innerText.includes('Done · step 20/20')", timeout=120_000)
     page.wait_for_selector(IDLE)
-    assert page.get_by_role("button", name="Train").is_enabled()
+    expect(page.get_by_role("button", name="Train")).to_be_enabled(timeout=30_000)
     table = page.locator("[data-testid=stDataFrame]").last.inner_text()
     assert page.locator("[data-testid=stException]").count() == 0
     assert page.get_by_text("plain-56").count() > 0, table
@@ -124,5 +125,5 @@ def test_train_shows_live_charts_without_errors(page):
 def test_language_switch_to_chinese(page):
     page.get_by_text("简体中文").click()
     page.wait_for_function("() => document.body.innerText.includes('ResNet 实验室')", timeout=30_000)
-    assert page.get_by_role("button", name="训练", exact=True).is_visible()
+    expect(page.get_by_role("button", name="训练", exact=True)).to_be_visible(timeout=30_000)
     assert page.locator("[data-testid=stException]").count() == 0
