@@ -73,16 +73,70 @@ class PlainBlock(nn.Module):
         return self.relu(self.F(x))
 
 
+class Scale(nn.Module):
+    """A factor for one path of a block: fixed (a buffer, never trained) or learnable (a parameter); one
+    number per block or one per channel."""
+
+    def __init__(self, value: float, channels: int, learnable: bool, per_channel: bool):
+        super().__init__()
+        weight = torch.full((1, channels, 1, 1) if per_channel else (1,), float(value))
+        if learnable:
+            self.weight = nn.Parameter(weight)
+        else:
+            self.register_buffer("weight", weight)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.weight * x
+
+
 class ResidualBlock(nn.Module):
-    """H(x) = ReLU(F(x) + shortcut(x)): the block only learns what to add to its input."""
+    """H(x) = ReLU(alpha * F(x) + beta * shortcut(x)): the block only learns what to add to its input.
+    alpha = beta = 1 is He et al.'s block; alpha starting at 0 and learnable is ReZero."""
 
     skip = True
 
-    def __init__(self, c_in: int, c_out: int, stride: int = 1, batch_norm: bool = True, shortcut_kind: str = "A"):
+    def __init__(self, c_in: int, c_out: int, stride: int = 1, batch_norm: bool = True, shortcut_kind: str = "A",
+                 alpha: float = 1.0, beta: float = 1.0, learn_alpha: bool = False, learn_beta: bool = False,
+                 per_channel: bool = False):
         super().__init__()
         self.F = Residual(c_in, c_out, stride, batch_norm)
         self.shortcut = shortcut(c_in, c_out, stride, shortcut_kind, batch_norm)
+        self.alpha = Scale(alpha, c_out, learn_alpha, per_channel)
+        self.beta = Scale(beta, c_out, learn_beta, per_channel)
         self.relu = nn.ReLU(inplace=True)
+        self.observer = None  # probes set this to see both paths: observer(alpha*F(x), beta*x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.relu(self.F(x) + self.shortcut(x))
+        residual, identity = self.alpha(self.F(x)), self.beta(self.shortcut(x))
+        if self.observer is not None:
+            self.observer(residual, identity)
+        return self.relu(residual + identity)
+
+
+class CSPStage(nn.Module):
+    """Cross-stage partial stage (CSPNet): after an optional downsampling conv, split the channels; one part
+    bypasses the stage, the other goes through the blocks and a 1x1 transition, then both are concatenated.
+    fusion "last": transition on the block path, then concat; "first": concat, then a transition on all."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int, blocks: int, gamma: float, fusion: str,
+                 make_block, batch_norm: bool):
+        super().__init__()
+        self.down = (nn.Sequential(conv3x3(c_in, c_out, stride, bias=not batch_norm), norm(c_out, batch_norm),
+                                   nn.ReLU(inplace=True))
+                     if stride != 1 or c_in != c_out else nn.Identity())
+        self.c_blocks = max(1, round(gamma * c_out))
+        self.c_bypass = c_out - self.c_blocks
+        self.blocks = nn.Sequential(*(make_block(self.c_blocks, self.c_blocks, 1) for _ in range(blocks)))
+        width = self.c_blocks if fusion == "last" else c_out
+        self.transition = nn.Sequential(nn.Conv2d(width, width, 1, bias=not batch_norm), norm(width, batch_norm),
+                                        nn.ReLU(inplace=True))
+        self.fusion = fusion
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        bypass, through = torch.split(self.down(x), [self.c_bypass, self.c_blocks], dim=1)
+        if self.fusion == "last":
+            return torch.cat((bypass, self.transition(self.blocks(through))), dim=1)
+        return self.transition(torch.cat((bypass, self.blocks(through)), dim=1))
+
+    def __iter__(self):
+        return iter(self.blocks)

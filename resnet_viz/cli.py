@@ -47,19 +47,20 @@ def parse_model(text: str) -> ModelSpec:
 def _value(key: str, value: str):
     booleans = {"true": True, "1": True, "yes": True, "on": True, "false": False, "0": False, "no": False,
                 "off": False}
-    if key in ("skip", "batch_norm", "batch-norm"):
+    key = key.replace("-", "_")
+    if key in ("skip", "batch_norm", "learn_alpha", "learn_beta"):
         if value.lower() not in booleans:
             raise argparse.ArgumentTypeError(f"{key} must be true or false, got {value!r}")
         return booleans[value.lower()]
-    if key in ("depth", "stem_stride", "stem-stride"):
+    if key in ("depth", "stem_stride"):
         if not value.lstrip("-").isdigit():
             raise argparse.ArgumentTypeError(f"{key} must be a whole number, got {value!r}")
         return int(value)
-    if key == "width":
+    if key in ("width", "alpha", "beta", "csp"):
         try:
             return float(value)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"width must be a number, got {value!r}") from None
+            raise argparse.ArgumentTypeError(f"{key} must be a number, got {value!r}") from None
     return value
 
 
@@ -71,7 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--preset", choices=sorted(PRESETS), default=DEFAULT_PRESET)
     train.add_argument("--model", action="append", type=parse_model, metavar="SPEC",
                        help="replace the preset's models; repeat for each: plain-56, res-20, or "
-                            "key=value pairs (depth, skip, shortcut, width, batch_norm, init, stem_stride, name)")
+                            "key=value pairs (depth, skip, shortcut, width, batch_norm, init, stem_stride, alpha, beta, "
+                            "learn_alpha, learn_beta, scale, csp, csp_fusion, name)")
     defaults = TrainSpec()
     for name, kind in (("steps", int), ("batch_size", int), ("lr", float), ("momentum", float),
                        ("weight_decay", float), ("warmup_steps", int), ("seed", int), ("eval_every", int),
@@ -149,9 +151,18 @@ def summary(snap) -> dict:
             "test_acc": _num(float(v.test_acc[-1]) if v.test_acc.size else float("nan")),
             "diverged": v.diverged, "diverged_step": v.diverged_step if v.diverged else None,
             "seconds": round(float(v.seconds.sum()), 3), "spec": asdict(v.spec),
+            "csp": v.spec.csp, "csp_fusion": v.spec.csp_fusion if v.spec.csp else None,
+            "final_alpha": _last_row(v.alpha), "final_beta": _last_row(v.beta),
         })
     return {"train": asdict(snap.train), "steps_done": snap.step, "wall_seconds": round(snap.elapsed, 3),
             "models": models}
+
+
+def _last_row(values) -> list | None:
+    """alpha or beta of every block after the last trained step (None for plain nets)."""
+    import numpy as np
+    rows = values[np.isfinite(values).all(axis=1)] if values.size else values
+    return [round(float(x), 6) for x in rows[-1]] if len(rows) else None
 
 
 def _num(x: float):

@@ -16,6 +16,10 @@ SHORTCUTS = ("A", "B")  # A: identity + zero-padding (same params as plain); B: 
 INITS = ("he", "default")  # he: Kaiming normal (fan_out), as torchvision; default: PyTorch's own
 STEM_STRIDES = (1, 2)
 OPTIMIZERS = ("sgd", "adam")
+SCALES = ("block", "channel")  # one alpha/beta per block, or one per channel of the block
+SCALE_RANGE = (-5.0, 5.0)  # start values of alpha and beta
+CSP_RANGE = (0.1, 0.9)  # share of a stage's channels that go through its blocks
+CSP_FUSIONS = ("last", "first")
 MIN_MODELS, MAX_MODELS = 1, 6
 MAX_NAME = 24
 
@@ -36,6 +40,15 @@ class ModelSpec:
     batch_norm: bool = True
     init: str = "he"
     stem_stride: int = 2  # 2 puts 14x14 maps into stage 1: ~4x cheaper on a laptop, the lesson survives
+    # Weighted residual H = alpha * F(x) + beta * x (residual nets only). alpha = 0, learnable: ReZero.
+    alpha: float = 1.0
+    beta: float = 1.0
+    learn_alpha: bool = False
+    learn_beta: bool = False
+    scale: str = "block"  # one alpha/beta per block, or per channel
+    # CSP stages: 0 = off; else the share of channels sent through the blocks, the rest bypass the stage.
+    csp: float = 0.0
+    csp_fusion: str = "last"  # last: transition on the block path, then concat; first: concat, then transition
     name: str = ""  # empty: derived, e.g. "res-56"
 
     def __post_init__(self):
@@ -46,6 +59,13 @@ class ModelSpec:
         _check(self.init in INITS, "error.init", value=self.init)
         _check(self.stem_stride in STEM_STRIDES, "error.stem_stride", value=self.stem_stride)
         _check(isinstance(self.name, str) and len(self.name) <= MAX_NAME, "error.name", hi=MAX_NAME)
+        for key, value in (("alpha", self.alpha), ("beta", self.beta)):
+            _check(_finite(value) and SCALE_RANGE[0] <= value <= SCALE_RANGE[1], "error.scale", name=key,
+                   value=value, lo=SCALE_RANGE[0], hi=SCALE_RANGE[1])
+        _check(self.scale in SCALES, "error.scale_kind", value=self.scale)
+        _check(_finite(self.csp) and (self.csp == 0 or CSP_RANGE[0] <= self.csp <= CSP_RANGE[1]), "error.csp",
+               value=self.csp, lo=CSP_RANGE[0], hi=CSP_RANGE[1])
+        _check(self.csp_fusion in CSP_FUSIONS, "error.csp_fusion", value=self.csp_fusion)
         if not self.name:
             object.__setattr__(self, "name", self.default_name())
 
@@ -56,10 +76,21 @@ class ModelSpec:
     def stage_channels(self) -> tuple[int, ...]:
         return tuple(max(1, round(c * self.width)) for c in STAGE_CHANNELS)
 
+    @property
+    def weighted(self) -> bool:
+        """True when the skip path is not the plain H = F(x) + x."""
+        return self.skip and (self.alpha != 1 or self.beta != 1 or self.learn_alpha or self.learn_beta)
+
     def default_name(self) -> str:
         name = f"{'res' if self.skip else 'plain'}-{self.depth}"
+        if self.csp:
+            name = f"csp{self.csp:g}-" + name + ("" if self.csp_fusion == "last" else "-ff")
         if self.skip and self.shortcut != "A":
             name += self.shortcut
+        if self.weighted:
+            for sym, value, learn in (("a", self.alpha, self.learn_alpha), ("b", self.beta, self.learn_beta)):
+                if value != 1 or learn:
+                    name += f"-{sym}{value:g}" + ("L" if learn else "")
         if self.width != 1.0:
             name += f"-w{self.width:g}"
         if not self.batch_norm:
@@ -115,6 +146,17 @@ PRESETS = {
     "degradation": Preset("preset.degradation", (
         ModelSpec(depth=20, skip=False), ModelSpec(depth=20, skip=True),
         ModelSpec(depth=56, skip=False), ModelSpec(depth=56, skip=True),
+    )),
+    "shortcut_scaling": Preset("preset.shortcut_scaling", (
+        ModelSpec(depth=56, skip=True), ModelSpec(depth=56, skip=True, beta=0.5),
+    )),
+    "rezero": Preset("preset.rezero", (
+        ModelSpec(depth=56, skip=False, batch_norm=False), ModelSpec(depth=56, skip=True, batch_norm=False),
+        ModelSpec(depth=56, skip=True, batch_norm=False, alpha=0.0, learn_alpha=True),
+    ), TrainSpec(optimizer="adam", lr=0.002)),  # SGD moves alpha off 0 too slowly for a short lesson
+    "csp": Preset("preset.csp", (
+        ModelSpec(depth=20, skip=True), ModelSpec(depth=20, skip=True, csp=0.5),
+        ModelSpec(depth=20, skip=True, csp=0.5, csp_fusion="first"),
     )),
 }
 DEFAULT_PRESET = "degradation"

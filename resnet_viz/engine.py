@@ -152,6 +152,9 @@ class ModelView:
     grad_norm: np.ndarray  # (steps, layers)
     act_mean: np.ndarray  # (steps, blocks)
     act_std: np.ndarray
+    ratio: np.ndarray  # (steps, blocks): ||alpha F(x)|| / ||beta x||, NaN for plain blocks
+    alpha: np.ndarray  # (steps, blocks)
+    beta: np.ndarray
     eval_step: np.ndarray
     test_loss: np.ndarray
     test_acc: np.ndarray
@@ -360,6 +363,7 @@ def _view(info: ModelInfo, rec: Record, n: int) -> ModelView:
         train_loss=rec.train_loss[:n].numpy().copy(), train_acc=rec.train_acc[:n].numpy().copy(),
         seconds=rec.seconds[:n].numpy().copy(), grad_norm=rec.grad_norm[:n].numpy().copy(),
         act_mean=rec.act_mean[:n].numpy().copy(), act_std=rec.act_std[:n].numpy().copy(),
+        ratio=rec.ratio[:n].numpy().copy(), alpha=rec.alpha[:n].numpy().copy(), beta=rec.beta[:n].numpy().copy(),
         eval_step=rec.eval_step[:evals].numpy().copy(), test_loss=rec.test_loss[:evals].numpy().astype(float),
         test_acc=rec.test_acc[:evals].numpy().astype(float))
 

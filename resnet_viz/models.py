@@ -8,7 +8,7 @@ from functools import cache
 import torch
 from torch import nn
 
-from .blocks import PlainBlock, ResidualBlock, conv3x3, norm
+from .blocks import CSPStage, PlainBlock, ResidualBlock, conv3x3, norm
 from .config import ModelSpec
 
 NUM_CLASSES = 10
@@ -29,13 +29,18 @@ class CifarResNet(nn.Module):
             self._he_init()
 
     @staticmethod
-    def _stage(c_in: int, c_out: int, stride: int, spec: ModelSpec) -> nn.Sequential:
-        def block(i):
-            cin, s = (c_in, stride) if i == 0 else (c_out, 1)
+    def _stage(c_in: int, c_out: int, stride: int, spec: ModelSpec) -> nn.Module:
+        def make_block(cin, cout, s):
             if spec.skip:
-                return ResidualBlock(cin, c_out, s, spec.batch_norm, spec.shortcut)
-            return PlainBlock(cin, c_out, s, spec.batch_norm)
-        return nn.Sequential(*(block(i) for i in range(spec.blocks_per_stage)))
+                return ResidualBlock(cin, cout, s, spec.batch_norm, spec.shortcut, spec.alpha, spec.beta,
+                                     spec.learn_alpha, spec.learn_beta, spec.scale == "channel")
+            return PlainBlock(cin, cout, s, spec.batch_norm)
+
+        n = spec.blocks_per_stage
+        if spec.csp:
+            return CSPStage(c_in, c_out, stride, n, spec.csp, spec.csp_fusion, make_block, spec.batch_norm)
+        return nn.Sequential(*(make_block(c_in, c_out, stride) if i == 0 else make_block(c_out, c_out, 1)
+                               for i in range(n)))
 
     def _he_init(self):
         for m in self.modules():
@@ -61,11 +66,17 @@ class CifarResNet(nn.Module):
         return [(f"s{si}.b{bi}", b) for si, stage in enumerate(self.stages, 1) for bi, b in enumerate(stage, 1)]
 
     def weight_layers(self) -> list[tuple[str, nn.Parameter]]:
-        """The depth-many weight layers in order (stem, two convs per block, head): the rows of the
-        gradient-norm heatmap. Projection shortcuts are extra layers off the main path, so left out."""
+        """The weight layers on the main path, input to output (stem, two convs per block, head, and for CSP
+        stages their downsampling and transition convs): the rows of the gradient-norm heatmap. Projection
+        shortcuts are off the main path, so left out; without CSP there are exactly `depth` rows."""
         layers = [("stem", self.stem[0].weight)]
-        for name, block in self.blocks():
-            layers += [(f"{name}.conv{i}", conv.weight) for i, conv in enumerate(block.F.convs, 1)]
+        for si, stage in enumerate(self.stages, 1):
+            if isinstance(stage, CSPStage) and isinstance(stage.down, nn.Sequential):
+                layers.append((f"s{si}.down", stage.down[0].weight))
+            for bi, block in enumerate(stage, 1):
+                layers += [(f"s{si}.b{bi}.conv{i}", conv.weight) for i, conv in enumerate(block.F.convs, 1)]
+            if isinstance(stage, CSPStage):
+                layers.append((f"s{si}.transition", stage.transition[0].weight))
         layers.append(("head", self.head[2].weight))
         return layers
 

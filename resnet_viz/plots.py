@@ -92,50 +92,92 @@ def accuracy_figure(views: Sequence[ModelView], t: Text, smoothing: float = 0.6)
     return _figure(traces, layout, t("chart.accuracy_title"))
 
 
-def grad_norm_range(views: Sequence[ModelView]) -> tuple[float, float]:
-    """log10 limits shared by every model's heatmap, so equal colours mean equal gradient norms."""
-    finite = [v.grad_norm[np.isfinite(v.grad_norm) & (v.grad_norm > 0)] for v in views]
+def log_range(arrays: Sequence[np.ndarray], default: tuple[float, float] = (-4.0, 0.0)) -> tuple[float, float]:
+    """log10 limits shared by several heatmaps, so equal colours mean equal values (1st-99.5th percentile,
+    rounded out to half decades)."""
+    finite = [a[np.isfinite(a) & (a > 0)] for a in arrays]
     finite = [f for f in finite if f.size]
     if not finite:
-        return -4.0, 0.0
-    values = np.concatenate(finite)
-    lo, hi = np.percentile(np.log10(values), [1, 99.5])
+        return default
+    lo, hi = np.percentile(np.log10(np.concatenate(finite)), [1, 99.5])
     return float(math.floor(lo * 2) / 2), float(math.ceil(hi * 2) / 2 if hi > lo else lo + 1)
 
 
-def grad_heatmap_figure(views: Sequence[ModelView], t: Text, max_columns: int = 120) -> go.Figure:
-    """Layer x step heatmap of log10 gradient norm, one panel per model, one colour scale for all.
+def grad_norm_range(views: Sequence[ModelView]) -> tuple[float, float]:
+    return log_range([v.grad_norm for v in views])
 
+
+def _log_heatmaps(panels: Sequence[tuple[str, np.ndarray, np.ndarray]], t: Text, title: str, colour_title: str,
+                  hover: str, ylabel: str, lo: float, hi: float, max_columns: int = 120) -> go.Figure:
+    """One log10 heatmap per (name, steps, values[step, row]) panel, side by side, one shared colour scale.
     Long runs are thinned to `max_columns` steps to keep the once-a-second payload small."""
-    lo, hi = grad_norm_range(views)
-    n, gap = max(1, len(views)), 0.03
+    n, gap = max(1, len(panels)), 0.03
     width = (1 - gap * (n - 1)) / n
     traces, layout = [], dict(annotations=[], hovermode="closest")
-    for i, v in enumerate(views):
-        g, steps = v.grad_norm, v.step
+    for i, (name, steps, values) in enumerate(panels):
         if len(steps) > max_columns:
             keep = np.linspace(0, len(steps) - 1, max_columns).round().astype(int)
-            g, steps = g[keep], steps[keep]
+            values, steps = values[keep], steps[keep]
         with np.errstate(divide="ignore", invalid="ignore"):
-            z = np.log10(np.where(g > 0, g, np.nan)).T.astype(np.float32)
+            z = np.log10(np.where(values > 0, values, np.nan)).T.astype(np.float32)
         suffix = "" if i == 0 else str(i + 1)
-        traces.append(dict(type="heatmap", z=z, x=steps, y=np.arange(1, len(v.layer_names) + 1),
-                           coloraxis="coloraxis", xaxis=f"x{suffix}", yaxis=f"y{suffix}",
-                           hovertemplate=t("chart.grad_hover")))
+        traces.append(dict(type="heatmap", z=z, x=steps, y=np.arange(1, values.shape[1] + 1),
+                           coloraxis="coloraxis", xaxis=f"x{suffix}", yaxis=f"y{suffix}", hovertemplate=hover))
         left = i * (width + gap)
         layout[f"xaxis{suffix}"] = dict(domain=[left, left + width], title=dict(text=t("chart.step")),
                                         anchor=f"y{suffix}")
-        layout[f"yaxis{suffix}"] = dict(anchor=f"x{suffix}", title=dict(text=t("chart.layer") if i == 0 else ""))
-        layout["annotations"].append(dict(text=v.name, x=left + width / 2, y=1.0, xref="paper", yref="paper",
+        layout[f"yaxis{suffix}"] = dict(anchor=f"x{suffix}", title=dict(text=ylabel if i == 0 else ""))
+        layout["annotations"].append(dict(text=name, x=left + width / 2, y=1.0, xref="paper", yref="paper",
                                           xanchor="center", yanchor="bottom", showarrow=False,
                                           font=dict(size=14)))
     ticks = np.arange(math.ceil(lo), math.floor(hi) + 1)
     layout["coloraxis"] = dict(colorscale="Viridis", cmin=lo, cmax=hi, colorbar=dict(
-        title=dict(text=t("chart.grad_colour"), side="right"), tickvals=ticks.tolist(),
-        ticktext=[f"1e{int(k)}" for k in ticks]))
-    fig = _figure(traces, layout, t("chart.grad_title"), height=380)
+        title=dict(text=colour_title, side="right"), tickvals=ticks.tolist(), ticktext=[f"1e{int(k)}" for k in ticks]))
+    fig = _figure(traces, layout, title, height=380)
     fig.layout.margin.t = 70
     return fig
+
+
+def grad_heatmap_figure(views: Sequence[ModelView], t: Text) -> go.Figure:
+    """Layer x step heatmap of gradient norms, one panel per model, one colour scale for all."""
+    lo, hi = grad_norm_range(views)
+    return _log_heatmaps([(v.name, v.step, v.grad_norm) for v in views], t, t("chart.grad_title"),
+                         t("chart.grad_colour"), t("chart.grad_hover"), t("chart.layer"), lo, hi)
+
+
+def ratio_heatmap_figure(views: Sequence[ModelView], t: Text) -> go.Figure | None:
+    """Block x step heatmap of ||alpha F(x)|| / ||beta x|| for the residual models (None if there are none)."""
+    views = [v for v in views if v.spec.skip]
+    if not views:
+        return None
+    lo, hi = log_range([v.ratio for v in views], (-2.0, 1.0))
+    return _log_heatmaps([(v.name, v.step, v.ratio) for v in views], t, t("chart.ratio_title"),
+                         t("chart.ratio_colour"), t("chart.ratio_hover"), t("chart.block"), lo, hi)
+
+
+def scale_figure(views: Sequence[ModelView], t: Text) -> go.Figure | None:
+    """alpha (solid) and beta (dotted) of every block over the steps, for models where either is learnable;
+    deeper blocks in darker shades of the model's colour. None when nothing is learnable."""
+    traces = []
+    for i, v in enumerate(views):
+        if not v.spec.skip or not (v.spec.learn_alpha or v.spec.learn_beta):
+            continue
+        blocks = len(v.block_names)
+        for kind, values, learn, style in (("α", v.alpha, v.spec.learn_alpha, "solid"),
+                                           ("β", v.beta, v.spec.learn_beta, "dot")):
+            if not learn:
+                continue
+            for b in range(blocks):
+                traces.append(dict(type="scatter", x=v.step, y=values[:, b].astype(np.float32), mode="lines",
+                                   name=f"{v.name} {kind}", legendgroup=f"{v.name}{kind}", showlegend=b == 0,
+                                   opacity=0.35 + 0.65 * (b + 1) / blocks,
+                                   line=dict(color=colour(i), dash=style, width=1.5),
+                                   hovertemplate=f"{v.name} {kind} {v.block_names[b]}: %{{y:.3f}}<extra></extra>"))
+    if not traces:
+        return None
+    layout = dict(xaxis=dict(title=dict(text=t("chart.step")), rangemode="tozero"),
+                  yaxis=dict(title=dict(text=t("chart.scale_value"))), hovermode="closest")
+    return _figure(traces, layout, t("chart.scale_title"))
 
 
 def summary_rows(views: Sequence[ModelView], t: Text) -> list[dict]:
@@ -148,6 +190,7 @@ def summary_rows(views: Sequence[ModelView], t: Text) -> list[dict]:
             t("table.depth"): v.spec.depth,
             t("table.params"): f"{v.params:,}",
             t("table.mflops"): round(v.flops / 1e6, 1),
+            t("table.csp"): f"{v.spec.csp:g}" if v.spec.csp else "–",
             t("table.loss"): _fmt(v.final_train_loss(), 3),
             t("table.train_acc"): _pct(v.final_train_acc()),
             t("table.test_acc"): _pct(last_test),

@@ -51,6 +51,9 @@ class Record:
     grad_norm: torch.Tensor  # (steps, layers)
     act_mean: torch.Tensor  # (steps, blocks)
     act_std: torch.Tensor
+    ratio: torch.Tensor  # (steps, blocks): ||alpha F(x)|| / ||beta x||, NaN for plain blocks
+    alpha: torch.Tensor  # (steps, blocks), mean over channels
+    beta: torch.Tensor
     eval_step: torch.Tensor  # (evals,), int
     test_loss: torch.Tensor
     test_acc: torch.Tensor
@@ -59,9 +62,9 @@ class Record:
     @classmethod
     def empty(cls, steps: int, layers: int, blocks: int, evals: int) -> "Record":
         nan = float("nan")
+        per_block = [torch.full((steps, blocks), nan) for _ in range(5)]
         return cls(torch.full((steps,), nan), torch.full((steps,), nan), torch.zeros(steps),
-                   torch.full((steps, layers), nan), torch.full((steps, blocks), nan),
-                   torch.full((steps, blocks), nan), torch.zeros(evals, dtype=torch.int64),
+                   torch.full((steps, layers), nan), *per_block, torch.zeros(evals, dtype=torch.int64),
                    torch.full((evals,), nan), torch.full((evals,), nan), torch.tensor([0, -1]))
 
     def share_memory_(self) -> "Record":
@@ -153,8 +156,9 @@ def _train_step(step, net, opt, probe, rec: Record, x, y) -> None:
     readout = probe.read()
     n_layers, n_blocks = rec.grad_norm.shape[1], rec.act_mean.shape[1]
     rec.grad_norm[step] = readout[:n_layers]
-    rec.act_mean[step] = readout[n_layers:n_layers + n_blocks]
-    rec.act_std[step] = readout[n_layers + n_blocks:]
+    per_block = readout[n_layers:].reshape(5, n_blocks)
+    for target, values in zip((rec.act_mean, rec.act_std, rec.ratio, rec.alpha, rec.beta), per_block):
+        target[step] = values
     rec.train_acc[step] = (logits.argmax(1) == y).float().mean()
     rec.seconds[step] = time.perf_counter() - t0
     rec.train_loss[step] = loss_value  # written last: a finite loss marks the step as complete

@@ -62,7 +62,8 @@ def test_train_updates_charts_then_finishes():
     rows = summary(at)
     assert all(r["Status"] == "ok" for r in rows)
     assert all(r["Test acc"].endswith("%") for r in rows)  # evaluated at the last step
-    assert len(at.get("plotly_chart")) == 3
+    charts = [c.key for c in at.get("plotly_chart")]
+    assert charts == ["loss_chart", "acc_chart", "grad_chart", "ratio_chart"]  # no learnable alpha/beta here
 
 
 def test_pause_step_and_stop_keep_the_results():
@@ -131,3 +132,26 @@ def test_bad_model_rows_get_clear_messages_and_missing_cells_use_defaults():
     errors = [e.value for e in at.error]
     assert errors[0].startswith("Model row 3:") and "at most 24 characters" in errors[0]
     assert "used twice: res-20" in errors[1]
+
+
+@pytest.mark.parametrize("preset, models, chart, diagram_text", [
+    ("rezero", ["plain-56-nobn", "res-56-nobn", "res-56-a0L-nobn"], "scale_chart", "α=0 (learned)"),
+    ("csp", ["res-20", "csp0.5-res-20", "csp0.5-res-20-ff"], "ratio_chart", "concat"),
+    ("shortcut_scaling", ["res-56", "res-56-b0.5"], "ratio_chart", "β=0.5"),
+])
+def test_presets_train_and_draw_their_architecture(preset, models, chart, diagram_text):
+    at = new_app()
+    at.selectbox(key="preset_en").set_value(preset)
+    at.run()
+    assert not at.exception
+    assert [r["name"] or "" for r in at.dataframe[0].value.to_dict("records")] == [""] * len(models)
+    at.radio(key="arch_en").set_value(models[-1])
+    at.run()
+    dot = at.get("graphviz_chart")[0].proto.spec
+    assert diagram_text in dot, dot[:500]
+    at.number_input[0].set_value(10)  # the smallest run the UI allows
+    button(at, "Train").click()
+    at.run()
+    run_until(at, lambda a: not button(a, "Train").disabled and len(summary(a)) == len(models), 90)
+    assert [r["Model"] for r in summary(at)] == models
+    assert chart in [c.key for c in at.get("plotly_chart")]

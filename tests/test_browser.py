@@ -127,3 +127,22 @@ def test_language_switch_to_chinese(page):
     page.wait_for_function("() => document.body.innerText.includes('ResNet 实验室')", timeout=30_000)
     expect(page.get_by_role("button", name="训练", exact=True)).to_be_visible(timeout=30_000)
     assert page.locator("[data-testid=stException]").count() == 0
+
+
+def test_csp_preset_trains_and_shows_its_diagram(page):
+    page.locator("[data-testid=stMain] [data-testid=stSelectbox]").first.click()
+    page.get_by_role("option", name="CSP: split 0.5 vs the full residual net").click()
+    page.wait_for_selector(IDLE)
+    page.get_by_text("Architecture diagrams").click()
+    page.get_by_text("csp0.5-res-20", exact=True).first.click()
+    diagram = page.locator("[data-testid=stGraphVizChart] svg")
+    expect(diagram).to_contain_text("concat", timeout=30_000)
+    expect(diagram).to_contain_text("Split")
+    steps = page.get_by_role("spinbutton", name="Steps", exact=True)
+    steps.fill("10")
+    steps.press("Enter")
+    page.wait_for_selector(IDLE)
+    page.get_by_role("button", name="Train").click()
+    page.wait_for_function("() => document.body.innerText.includes('Done · step 10/10')", timeout=120_000)
+    expect(page.get_by_role("button", name="Train")).to_be_enabled(timeout=30_000)
+    assert page.locator("[data-testid=stException]").count() == 0

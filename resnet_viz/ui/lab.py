@@ -2,13 +2,18 @@
 import streamlit as st
 
 from .. import plots
-from ..config import (DEFAULT_PRESET, INITS, MAX_MODELS, PRESETS, SHORTCUTS, STEM_STRIDES, VALID_DEPTHS, WIDTHS,
-                      LabError, ModelSpec, TrainSpec, check_models, spec_dict, spec_from_dict)
+from ..config import (CSP_FUSIONS, CSP_RANGE, DEFAULT_PRESET, INITS, MAX_MODELS, PRESETS, SCALE_RANGE, SCALES,
+                      SHORTCUTS, STEM_STRIDES, VALID_DEPTHS, WIDTHS, LabError, ModelSpec, TrainSpec, check_models,
+                      spec_dict, spec_from_dict)
+from ..diagram import architecture_dot
 from ..engine import QUEUE, Job
 from .session import HEARTBEAT_TIMEOUT, job_holder, workers_warmed_up
 from .text import lang, t
 
-MODEL_COLUMNS = ("name", "skip", "depth", "shortcut", "width", "batch_norm", "init", "stem_stride")
+MODEL_COLUMNS = ("name", "skip", "depth", "shortcut", "width", "batch_norm", "init", "stem_stride", "alpha", "beta",
+                 "learn_alpha", "learn_beta", "scale", "csp", "csp_fusion")
+FLOATS, BOOLS, INTS = ("width", "alpha", "beta", "csp"), ("skip", "batch_norm", "learn_alpha", "learn_beta"), \
+    ("depth", "stem_stride")
 
 
 # ---- settings ---------------------------------------------------------------------------------------------
@@ -34,6 +39,20 @@ def model_editor(preset: str) -> list[dict]:
                                                  default="he", required=True),
         "stem_stride": st.column_config.SelectboxColumn(t("col.stem_stride"), help=t("col.stem_stride_help"),
                                                         options=STEM_STRIDES, default=2, required=True),
+        "alpha": st.column_config.NumberColumn(t("col.alpha"), help=t("col.alpha_help"), min_value=SCALE_RANGE[0],
+                                               max_value=SCALE_RANGE[1], step=0.05, default=1.0, format="%.2f"),
+        "beta": st.column_config.NumberColumn(t("col.beta"), help=t("col.beta_help"), min_value=SCALE_RANGE[0],
+                                              max_value=SCALE_RANGE[1], step=0.05, default=1.0, format="%.2f"),
+        "learn_alpha": st.column_config.CheckboxColumn(t("col.learn_alpha"), help=t("col.learn_alpha_help"),
+                                                       default=False),
+        "learn_beta": st.column_config.CheckboxColumn(t("col.learn_beta"), help=t("col.learn_beta_help"),
+                                                      default=False),
+        "scale": st.column_config.SelectboxColumn(t("col.scale"), help=t("col.scale_help"), options=SCALES,
+                                                  default="block", required=True),
+        "csp": st.column_config.NumberColumn(t("col.csp"), help=t("col.csp_help"), min_value=0.0,
+                                             max_value=CSP_RANGE[1], step=0.05, default=0.0, format="%.2f"),
+        "csp_fusion": st.column_config.SelectboxColumn(t("col.csp_fusion"), help=t("col.csp_fusion_help"),
+                                                       options=CSP_FUSIONS, default="last", required=True),
     }
     # A new key per preset (and per reset) gives the editor fresh rows instead of the user's old edits.
     version = st.session_state.get("editor_version", 0)
@@ -48,9 +67,8 @@ def parse_models(rows: list[dict]) -> tuple[list[ModelSpec], list[str]]:
         values = {k: (defaults[k] if row.get(k) is None or row.get(k) != row.get(k) else row[k]) for k in MODEL_COLUMNS}
         values["name"] = str(values["name"] or "").strip()
         try:
-            values["depth"], values["stem_stride"] = int(values["depth"]), int(values["stem_stride"])
-            values["width"] = float(values["width"])
-            values["skip"], values["batch_norm"] = bool(values["skip"]), bool(values["batch_norm"])
+            values.update({k: int(values[k]) for k in INTS} | {k: float(values[k]) for k in FLOATS}
+                          | {k: bool(values[k]) for k in BOOLS})
             specs.append(spec_from_dict(ModelSpec, values))
         except LabError as e:
             errors.append(t("lab.row_error", row=i, error=e.text(st.session_state.get("lang", "en"))))
@@ -162,6 +180,13 @@ def live_panel() -> None:
                         key="acc_chart", config=config)
         st.plotly_chart(plots.grad_heatmap_figure(views, t), key="grad_chart", config=config)
         st.caption(t("lab.grad_caption"))
+        scales = plots.scale_figure(views, t)
+        if scales is not None:
+            st.plotly_chart(scales, key="scale_chart", config=config)
+        ratio = plots.ratio_heatmap_figure(views, t)
+        if ratio is not None:
+            st.plotly_chart(ratio, key="ratio_chart", config=config)
+            st.caption(t("lab.ratio_caption"))
         st.subheader(t("lab.summary"))
         st.dataframe(plots.summary_rows(views, t), hide_index=True, width="stretch")
     # The fragment polls only while something can change; once the run ends, one full rerun refreshes the
@@ -170,6 +195,14 @@ def live_panel() -> None:
     st.session_state["_was_busy"] = not snap.finished
     if was_busy and snap.finished:
         st.rerun()
+
+
+def architecture(specs: list[ModelSpec]) -> None:
+    with st.expander(t("lab.architecture"), icon=":material/account_tree:"):
+        names = [s.name for s in specs]
+        chosen = st.radio(t("lab.architecture_model"), names, horizontal=True, key=f"arch_{lang()}")
+        spec = specs[names.index(chosen)] if chosen in names else specs[0]
+        st.graphviz_chart(architecture_dot(spec, lang()), width="stretch")
 
 
 def chart_options() -> None:
@@ -201,6 +234,8 @@ def page() -> None:
         problems.append(train_error)
     for p in problems:
         st.error(p)
+    if specs:
+        architecture(specs)
     controls(holder, specs, train, problems)
     chart_options()
     interval = None if snap is None or snap.finished else (1.0 if snap.active else 2.0)
