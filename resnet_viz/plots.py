@@ -119,7 +119,9 @@ def _log_heatmaps(panels: Sequence[tuple[str, np.ndarray, np.ndarray]], t: Text,
             keep = np.linspace(0, len(steps) - 1, max_columns).round().astype(int)
             values, steps = values[keep], steps[keep]
         with np.errstate(divide="ignore", invalid="ignore"):
-            z = np.log10(np.where(values > 0, values, np.nan)).T.astype(np.float32)
+            # An exact zero (a dead layer) takes the darkest colour rather than a blank cell.
+            z = np.log10(np.where(values > 0, values, np.where(values == 0, 10.0**lo, np.nan))).T
+        z = z.astype(np.float32)
         suffix = "" if i == 0 else str(i + 1)
         traces.append(dict(type="heatmap", z=z, x=steps, y=np.arange(1, values.shape[1] + 1),
                            coloraxis="coloraxis", xaxis=f"x{suffix}", yaxis=f"y{suffix}", hovertemplate=hover))
@@ -131,6 +133,7 @@ def _log_heatmaps(panels: Sequence[tuple[str, np.ndarray, np.ndarray]], t: Text,
                                           xanchor="center", yanchor="bottom", showarrow=False,
                                           font=dict(size=14)))
     ticks = np.arange(math.ceil(lo), math.floor(hi) + 1)
+    ticks = ticks[::max(1, math.ceil(len(ticks) / 7))]  # at most ~7 labels, however wide the range
     layout["coloraxis"] = dict(colorscale="Viridis", cmin=lo, cmax=hi, colorbar=dict(
         title=dict(text=colour_title, side="right"), tickvals=ticks.tolist(), ticktext=[f"1e{int(k)}" for k in ticks]))
     fig = _figure(traces, layout, title, height=380)

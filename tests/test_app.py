@@ -155,3 +155,21 @@ def test_presets_train_and_draw_their_architecture(preset, models, chart, diagra
     run_until(at, lambda a: not button(a, "Train").disabled and len(summary(a)) == len(models), 90)
     assert [r["Model"] for r in summary(at)] == models
     assert chart in [c.key for c in at.get("plotly_chart")]
+
+
+def test_second_session_waits_in_the_queue_then_trains():
+    from resnet_viz.engine import QUEUE
+    assert QUEUE.slots == 1  # 2 cores: one trainer at a time (RESNET_LAB_WORKERS unset)
+    first, second = new_app(), new_app()
+    first.number_input[0].set_value(2000)
+    button(first, "Train").click()
+    first.run()
+    run_until(first, lambda a: "Training" in a.get("progress")[0].proto.text if a.get("progress") else False)
+    second.number_input[0].set_value(10)
+    button(second, "Train").click()
+    second.run()
+    run_until(second, lambda a: any("number 1 in the queue" in i.value for i in a.info), 20)
+    button(first, "Stop").click()
+    first.run()
+    run_until(second, lambda a: not button(a, "Train").disabled and len(summary(a)) == 4, 90)
+    assert "Done" in second.get("progress")[0].proto.text

@@ -146,3 +146,27 @@ def test_csp_preset_trains_and_shows_its_diagram(page):
     page.wait_for_function("() => document.body.innerText.includes('Done · step 10/10')", timeout=120_000)
     expect(page.get_by_role("button", name="Train")).to_be_enabled(timeout=30_000)
     assert page.locator("[data-testid=stException]").count() == 0
+
+
+def test_closing_the_tab_stops_its_run_and_frees_the_trainer(browser, server):
+    first = browser.new_context().new_page()
+    first.goto(server)
+    first.wait_for_selector(IDLE, timeout=60_000)
+    steps = first.get_by_role("spinbutton", name="Steps", exact=True)
+    steps.fill("5000")
+    steps.press("Enter")
+    first.wait_for_selector(IDLE)
+    first.get_by_role("button", name="Train").click()
+    first.wait_for_function("() => /Training · step [1-9]/.test(document.body.innerText)", timeout=60_000)
+    first.context.close()  # the student closes the tab mid-run
+    second = browser.new_context().new_page()
+    second.goto(server)
+    second.wait_for_selector(IDLE, timeout=60_000)
+    steps = second.get_by_role("spinbutton", name="Steps", exact=True)
+    steps.fill("10")
+    steps.press("Enter")
+    second.wait_for_selector(IDLE)
+    second.get_by_role("button", name="Train").click()
+    # With the first run still holding the only trainer this would wait in the queue for 5000 steps.
+    second.wait_for_function("() => document.body.innerText.includes('Done · step 10/10')", timeout=90_000)
+    second.context.close()

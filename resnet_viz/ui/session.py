@@ -25,9 +25,30 @@ class JobHolder:
             self.job.stop()
 
 
-@st.cache_resource(scope="session", on_release=JobHolder.release, show_spinner=False)
+class ReleaseGuard:
+    """Lives exactly as long as the browser session; stops the session's job when Streamlit releases it."""
+
+    def __init__(self):
+        self.holders: list[JobHolder] = []
+
+    def release(self) -> None:
+        for holder in self.holders:
+            holder.release()
+
+
+@st.cache_resource(scope="session", on_release=ReleaseGuard.release, show_spinner=False)
+def _release_guard() -> ReleaseGuard:
+    return ReleaseGuard()
+
+
 def job_holder() -> JobHolder:
-    return JobHolder()
+    """This session's job slot: kept in session_state (one per session, tests included), and registered with
+    the session-scoped guard so closing the tab stops the job."""
+    holder = st.session_state.get("_job_holder")
+    if holder is None:
+        holder = st.session_state["_job_holder"] = JobHolder()
+        _release_guard().holders.append(holder)
+    return holder
 
 
 @st.cache_resource(show_spinner=False)
