@@ -17,14 +17,14 @@ import threading
 import types
 import time
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
 
 from .config import ModelSpec, TrainSpec, check_models
 from .i18n import tr
-from .models import build_model, count_params, forward_flops
+from .models import build_model, count_params, forward_flops, spec_params
 from .trainer import Control, Record, evaluations, train_lockstep, worker_main
 
 
@@ -132,6 +132,8 @@ class ModelInfo:
     flops: int
     layer_names: list[str]
     block_names: list[str]
+    full_params: int = 0  # for a CSP model: the same net without CSP, to compare costs; else 0
+    full_flops: int = 0
 
 
 @dataclass(frozen=True)
@@ -158,6 +160,8 @@ class ModelView:
     eval_step: np.ndarray
     test_loss: np.ndarray
     test_acc: np.ndarray
+    full_params: int = 0  # CSP models: the same net without CSP (0 otherwise)
+    full_flops: int = 0
 
     @property
     def diverged(self) -> bool:
@@ -242,8 +246,10 @@ class Job:
             with _BUILD_LOCK:
                 model = build_model(spec)
                 flops = forward_flops(spec)
+                full = replace(spec, csp=0.0, name="")
+                full_costs = (spec_params(full), forward_flops(full)) if spec.csp else (0, 0)
             layers, blocks = [n for n, _ in model.weight_layers()], [n for n, _ in model.blocks()]
-            self._info.append(ModelInfo(spec, count_params(model), flops, layers, blocks))
+            self._info.append(ModelInfo(spec, count_params(model), flops, layers, blocks, *full_costs))
             self._records.append(Record.empty(train.steps, len(layers), len(blocks), evaluations(train))
                                  .share_memory_())
 
@@ -358,6 +364,7 @@ def _view(info: ModelInfo, rec: Record, n: int) -> ModelView:
     evals = int(rec.counts[0])
     return ModelView(
         name=info.spec.name, spec=info.spec, params=info.params, flops=info.flops,
+        full_params=info.full_params, full_flops=info.full_flops,
         layer_names=list(info.layer_names), block_names=list(info.block_names),
         diverged_step=rec.diverged_step, step=np.arange(1, n + 1),
         train_loss=rec.train_loss[:n].numpy().copy(), train_acc=rec.train_acc[:n].numpy().copy(),

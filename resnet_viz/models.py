@@ -90,6 +90,11 @@ def count_params(model: nn.Module) -> int:
 
 
 @cache
+def spec_params(spec: ModelSpec) -> int:
+    return count_params(build_model(spec))
+
+
+@cache
 def forward_flops(spec: ModelSpec) -> int:
     """FLOPs of one image's forward pass: 2 x multiply-adds of every conv and linear layer (BN, ReLU and the
     zero-pad shortcut are a rounding error and are left out, as in the papers)."""

@@ -191,8 +191,10 @@ def summary_rows(views: Sequence[ModelView], t: Text) -> list[dict]:
             t("table.model"): v.name,
             t("table.skip"): t("yes") if v.spec.skip else t("no"),
             t("table.depth"): v.spec.depth,
-            t("table.params"): f"{v.params:,}",
-            t("table.mflops"): round(v.flops / 1e6, 1),
+            t("table.params"): f"{v.params:,}" + (t("table.vs_full", pct=100 * v.params / v.full_params)
+                                                  if v.full_params else ""),
+            t("table.mflops"): f"{v.flops / 1e6:.1f}" + (t("table.vs_full", pct=100 * v.flops / v.full_flops)
+                                                      if v.full_flops else ""),
             t("table.csp"): f"{v.spec.csp:g}" if v.spec.csp else "–",
             t("table.loss"): _fmt(v.final_train_loss(), 3),
             t("table.train_acc"): _pct(v.final_train_acc()),

@@ -202,7 +202,7 @@ def architecture(specs: list[ModelSpec]) -> None:
         names = [s.name for s in specs]
         chosen = st.radio(t("lab.architecture_model"), names, horizontal=True, key=f"arch_{lang()}")
         spec = specs[names.index(chosen)] if chosen in names else specs[0]
-        st.graphviz_chart(architecture_dot(spec, lang()), width="stretch")
+        st.graphviz_chart(architecture_dot(spec, lang()), width="content")
 
 
 def chart_options() -> None:
