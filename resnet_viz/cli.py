@@ -5,7 +5,6 @@ Bad flags or values exit with status 2 and one line on stderr, never a traceback
 import argparse
 import csv
 import json
-import os
 import sys
 import time
 from dataclasses import asdict, replace
@@ -72,8 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--preset", choices=sorted(PRESETS), default=DEFAULT_PRESET)
     train.add_argument("--model", action="append", type=parse_model, metavar="SPEC",
                        help="replace the preset's models; repeat for each: plain-56, res-20, or "
-                            "key=value pairs (depth, skip, shortcut, width, batch_norm, init, stem_stride, alpha, beta, "
-                            "learn_alpha, learn_beta, scale, csp, csp_fusion, name)")
+                            "key=value pairs (depth, skip, shortcut, width, batch_norm, init, stem_stride, alpha, "
+                            "beta, learn_alpha, learn_beta, scale, csp, csp_fusion, name)")
     defaults = TrainSpec()
     for name, kind in (("steps", int), ("batch_size", int), ("lr", float), ("momentum", float),
                        ("weight_decay", float), ("warmup_steps", int), ("seed", int), ("eval_every", int),

@@ -202,27 +202,6 @@ class Snapshot:
         return self.state in ("done", "stopped", "failed")
 
 
-@dataclass(frozen=True)
-class Snapshot:
-    state: str  # idle, queued, running, paused, done, stopped, failed
-    step: int
-    steps: int
-    queue_position: int
-    elapsed: float
-    error: str | None
-    train: TrainSpec
-    models: list[ModelView]
-    pause_requested: bool = False  # Pause was pressed; the worker stops at the next step boundary
-
-    @property
-    def active(self) -> bool:
-        return self.state in ("queued", "running")
-
-    @property
-    def finished(self) -> bool:
-        return self.state in ("done", "stopped", "failed")
-
-
 class Job:
     """Trains `models` with `train` in a background worker process, with start/pause/resume/step/stop."""
 

@@ -82,9 +82,10 @@ def evaluations(spec: TrainSpec) -> int:
 
 
 def train_lockstep(models: list[ModelSpec], spec: TrainSpec, records: list[Record], control: Control,
-                   dataset: str = "mnist-5k", on_step=None, build_lock=contextlib.nullcontext()) -> str:
+                   dataset: str = "mnist-5k", on_step=None, build_lock=None) -> str:
     """Train until done or stopped; returns "done" or "stopped". Never touches anything but its arguments."""
     data = tensors(dataset)
+    build_lock = build_lock or contextlib.nullcontext()
     nets, opts, probes = [], [], []
     for s in models:
         with build_lock:  # seeding is process-global: another thread's build must not interleave

@@ -357,7 +357,7 @@ def test_job_rejects_bad_model_lists():
         Job([TINY_MODEL, TINY_MODEL], tiny_train(), queue=WorkerQueue(1))
 
 
-# ---- regressions (bugs found and fixed) ---------------------------------------------------------------------------------------
+# ---- regressions (bugs found and fixed) -------------------------------------------------------------
 
 def test_pause_after_step_then_resume_pauses(jobs):
     job = long_job(WorkerQueue(1))

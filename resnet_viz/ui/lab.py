@@ -119,7 +119,8 @@ def controls(holder, specs, train, problems) -> None:
     busy = snap is not None and not snap.finished
     paused = snap is not None and snap.pause_requested
     c_train, c_pause, c_step, c_stop = st.columns(4)
-    if c_train.button(t("btn.train"), icon=":material/play_arrow:", type="primary", disabled=busy or bool(problems), width="stretch",
+    if c_train.button(t("btn.train"), icon=":material/play_arrow:", type="primary", width="stretch",
+                      disabled=busy or bool(problems),
                       help=t("btn.train_help") if not busy else t("btn.train_busy")):
         holder.replace(Job(specs, train, heartbeat_timeout=HEARTBEAT_TIMEOUT).start())
         st.rerun()
@@ -130,7 +131,8 @@ def controls(holder, specs, train, problems) -> None:
     elif c_pause.button(t("btn.pause"), icon=":material/pause:", disabled=not busy, width="stretch"):
         job.pause()
         st.rerun()
-    if c_step.button(t("btn.step"), icon=":material/skip_next:", disabled=not busy, width="stretch", help=t("btn.step_help")):
+    if c_step.button(t("btn.step"), icon=":material/skip_next:", disabled=not busy, width="stretch",
+                     help=t("btn.step_help")):
         job.step(1)
         st.rerun()
     if c_stop.button(t("btn.stop"), icon=":material/stop:", disabled=not busy, width="stretch"):
@@ -141,7 +143,7 @@ def controls(holder, specs, train, problems) -> None:
 
 def status_line(snap) -> None:
     if snap.state == "queued":
-        running, waiting = QUEUE.busy()
+        running, _ = QUEUE.busy()
         st.info(t("status.queued", position=snap.queue_position, running=running))
         return
     label = t(f"status.{snap.state}")
