@@ -173,3 +173,22 @@ def test_second_session_waits_in_the_queue_then_trains():
     first.run()
     run_until(second, lambda a: not button(a, "Train").disabled and len(summary(a)) == 4, 90)
     assert "Done" in second.get("progress")[0].proto.text
+
+
+def test_a_diverging_model_is_marked_and_the_others_go_on():
+    at = new_app()
+    at.selectbox(key="preset_en").set_value("rezero")
+    at.run()
+    optimizer = next(s for s in at.selectbox if s.label == "Optimizer")
+    optimizer.set_value("sgd")
+    next(n for n in at.number_input if n.label == "Learning rate").set_value(0.1)
+    at.number_input[0].set_value(10)
+    at.run()
+    button(at, "Train").click()
+    at.run()
+    run_until(at, lambda a: not button(a, "Train").disabled and len(summary(a)) == 3, 120)
+    warnings = [w.value for w in at.warning]
+    assert any("res-56-nobn diverged at step" in w for w in warnings), warnings
+    status = {r["Model"]: r["Status"] for r in summary(at)}
+    assert status["res-56-nobn"].startswith("diverged at step") and status["plain-56-nobn"] == "ok"
+    assert "Done · step 10/10" in at.get("progress")[0].proto.text
