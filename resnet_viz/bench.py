@@ -3,6 +3,7 @@
 Ratios are measured inside one run (these machines are noisy); quote them, not absolute times.
 """
 import os
+import resource
 import time
 
 import numpy as np
@@ -10,7 +11,9 @@ import torch
 
 from .config import DEFAULT_PRESET, PRESETS, replace
 from .engine import Job, threads_per_worker
-from .models import forward_flops
+from .models import build_model, forward_flops
+from .probes import Probes
+from .trainer import Control
 
 WARMUP_STEPS = 3
 
@@ -27,7 +30,60 @@ def matmul_gflops(n: int = 2048, repeats: int = 5) -> float:
     return 2 * n**3 / best / 1e9
 
 
+def probe_overhead(spec, batch_size: int, steps: int = 12, rounds: int = 3) -> float:
+    """Time per training step with all probes on / without probes, minus 1; the two are interleaved in
+    rounds and the best of each kept, so machine noise hits both alike."""
+    import torch.nn.functional as nnf
+    from .data import tensors
+
+    data = tensors()
+    x = data.train_x[:batch_size].contiguous(memory_format=torch.channels_last)
+    y = data.train_y[:batch_size]
+    best = {True: float("inf"), False: float("inf")}
+    for _ in range(rounds):
+        for probed in (False, True):
+            torch.manual_seed(0)
+            net = build_model(spec).to(memory_format=torch.channels_last)
+            opt = torch.optim.SGD(net.parameters(), lr=0.05, momentum=0.9)
+            probes = Probes(net) if probed else None
+            for i in range(steps + WARMUP_STEPS):
+                if i == WARMUP_STEPS:
+                    t0 = time.perf_counter()
+                loss = nnf.cross_entropy(net(x), y)
+                loss.item()
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                if probes is not None:
+                    probes.read().numpy()
+            best[probed] = min(best[probed], (time.perf_counter() - t0) / steps)
+    return best[True] / best[False] - 1
+
+
+def degradation_seconds(window: int = 20) -> tuple[float, int]:
+    """Seconds from starting the default preset (models built, data loaded) until plain-56's training loss,
+    averaged over `window` steps, is at least 2x both plain-20's and res-56's; and the step it happened."""
+    preset = PRESETS[DEFAULT_PRESET]
+    names = [m.name for m in preset.models]
+    losses: list[list[float]] = []
+    result = [float("nan"), -1]
+    t0 = time.perf_counter()
+    job = Job(preset.models, preset.train)
+
+    def watch(step, step_losses):
+        losses.append(step_losses)
+        if step >= window:
+            mean = dict(zip(names, np.mean(losses[-window:], axis=0)))
+            if mean["plain-56"] >= 2 * max(mean["plain-20"], mean["res-56"]):
+                result[:] = [time.perf_counter() - t0, step]
+                job._control[Control.STOP] = 1
+
+    job.run_blocking(watch)
+    return result[0], result[1]
+
+
 def run_bench(steps: int = 20) -> dict:
+    torch.set_num_threads(threads_per_worker())
     preset = PRESETS[DEFAULT_PRESET]
     train = replace(preset.train, steps=WARMUP_STEPS + steps, eval_every=10**6, eval_size=100)
     peak = matmul_gflops()
@@ -40,6 +96,12 @@ def run_bench(steps: int = 20) -> dict:
         models.append({"name": v.name, "ms_per_step": round(1000 * per_step, 1),
                        "steps_per_s": round(1 / per_step, 2), "train_gflops": round(train_gflops, 1),
                        "efficiency": round(train_gflops / peak, 3)})
+    lesson_seconds, lesson_step = degradation_seconds()
+    deepest = max(preset.models, key=lambda m: (m.depth, m.skip))
     return {"cores": os.cpu_count(), "torch_threads": threads_per_worker(), "torch": torch.__version__,
             "batch_size": train.batch_size, "matmul_gflops": round(peak, 1), "models": models,
-            "lockstep_ms_per_step": round(sum(m["ms_per_step"] for m in models), 1)}
+            "lockstep_ms_per_step": round(sum(m["ms_per_step"] for m in models), 1),
+            "probe_overhead": round(probe_overhead(deepest, train.batch_size), 3), "probe_overhead_model": deepest.name,
+            "degradation_seconds": round(lesson_seconds, 1), "degradation_step": lesson_step,
+            # peak resident memory of this process after training the default preset (Linux reports KiB)
+            "rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}

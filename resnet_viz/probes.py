@@ -31,6 +31,14 @@ class Probes:
         self._hooks = [block.register_forward_hook(self._record) for block in blocks]
         for b in self._residual:
             b.observer = self._observe(self._slot[id(b)])
+        # alpha (row 0) and beta (row 1) per block, NaN for plain blocks; only learnable ones change
+        self._scales = torch.full((2, len(blocks)), math.nan)
+        self._learned = []
+        for b in self._residual:
+            for row, scale in enumerate((b.alpha, b.beta)):
+                self._scales[row, self._slot[id(b)]] = scale.weight.detach().mean()
+                if scale.weight.requires_grad:
+                    self._learned.append((row, (self._slot[id(b)], scale.weight)))
 
     def _record(self, module, inputs, output):
         if self.active:
@@ -51,11 +59,9 @@ class Probes:
         grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in self._weights]
         grad_norms = torch.stack(torch._foreach_norm(grads))
         stats = torch.stack(self._stats).T.reshape(-1) if self._stats else torch.full((2 * n,), math.nan)
-        scales = torch.full((2, n), math.nan)
-        for b in self._residual:
-            scales[0, self._slot[id(b)]] = b.alpha.weight.detach().mean()
-            scales[1, self._slot[id(b)]] = b.beta.weight.detach().mean()
-        out = torch.cat((grad_norms, stats, self._ratios.clone(), scales.reshape(-1)))
+        for row, (slot, weight) in self._learned:  # fixed scales were read once, at the start
+            self._scales[row, slot] = weight.detach().mean()
+        out = torch.cat((grad_norms, stats, self._ratios.clone(), self._scales.reshape(-1)))
         self._stats.clear()
         self._ratios.fill_(math.nan)
         return out

@@ -65,6 +65,8 @@ def test_bench_prints_one_json_object():
     assert data["cores"] >= 1 and data["matmul_gflops"] > 0
     assert [m["name"] for m in data["models"]] == ["plain-20", "res-20", "plain-56", "res-56"]
     assert all(m["steps_per_s"] > 0 and 0 < m["efficiency"] for m in data["models"])
+    assert -0.5 < data["probe_overhead"] < 1 and data["rss_mb"] > 100
+    assert 0 < data["degradation_seconds"] < 300 and 20 <= data["degradation_step"] <= 120
 
 
 @pytest.mark.slow
