@@ -94,17 +94,22 @@ def progress_text(page) -> str:
     return page.locator("[data-testid=stProgress]").inner_text(timeout=30_000)
 
 
+def train(page, steps: int) -> None:
+    """Set the number of steps and press Train."""
+    box = page.get_by_role("spinbutton", name="Steps", exact=True)
+    box.fill(str(steps))
+    box.press("Enter")
+    page.wait_for_selector(IDLE)
+    page.get_by_role("button", name="Train").click()
+
+
 def step_of(text: str) -> int:
     return int(re.search(r"(\d+)/\d+", text).group(1))
 
 
 def test_train_shows_live_charts_without_errors(page):
     expect(page.get_by_text("No run yet")).to_be_visible()
-    steps = page.get_by_role("spinbutton", name="Steps", exact=True)
-    steps.fill("20")
-    steps.press("Enter")
-    page.wait_for_selector(IDLE)
-    page.get_by_role("button", name="Train").click()
+    train(page, 20)
     # The charts appear and keep moving without any click: the polling fragment refreshes them.
     page.wait_for_selector(".js-plotly-plot", timeout=60_000)
     first = step_of(progress_text(page))
@@ -138,11 +143,7 @@ def test_csp_preset_trains_and_shows_its_diagram(page):
     diagram = page.locator("[data-testid=stGraphVizChart] svg")
     expect(diagram).to_contain_text("concat", timeout=30_000)
     expect(diagram).to_contain_text("Split")
-    steps = page.get_by_role("spinbutton", name="Steps", exact=True)
-    steps.fill("10")
-    steps.press("Enter")
-    page.wait_for_selector(IDLE)
-    page.get_by_role("button", name="Train").click()
+    train(page, 10)
     page.wait_for_function("() => document.body.innerText.includes('Done · step 10/10')", timeout=120_000)
     expect(page.get_by_role("button", name="Train")).to_be_enabled(timeout=30_000)
     assert page.locator("[data-testid=stException]").count() == 0
@@ -152,21 +153,13 @@ def test_closing_the_tab_stops_its_run_and_frees_the_trainer(browser, server):
     first = browser.new_context().new_page()
     first.goto(server)
     first.wait_for_selector(IDLE, timeout=60_000)
-    steps = first.get_by_role("spinbutton", name="Steps", exact=True)
-    steps.fill("5000")
-    steps.press("Enter")
-    first.wait_for_selector(IDLE)
-    first.get_by_role("button", name="Train").click()
+    train(first, 5000)
     first.wait_for_function("() => /Training · step [1-9]/.test(document.body.innerText)", timeout=60_000)
     first.context.close()  # the student closes the tab mid-run
     second = browser.new_context().new_page()
     second.goto(server)
     second.wait_for_selector(IDLE, timeout=60_000)
-    steps = second.get_by_role("spinbutton", name="Steps", exact=True)
-    steps.fill("10")
-    steps.press("Enter")
-    second.wait_for_selector(IDLE)
-    second.get_by_role("button", name="Train").click()
+    train(second, 10)
     # With the first run still holding the only trainer this would wait in the queue for 5000 steps.
     second.wait_for_function("() => document.body.innerText.includes('Done · step 10/10')", timeout=90_000)
     second.context.close()
