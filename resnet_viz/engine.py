@@ -9,12 +9,10 @@ The worker is a separate process so that the web server's own Python work cannot
 writes its measurements into shared memory, and `snapshot()` hands the UI plain numpy copies of them.
 """
 import atexit
-import contextlib
 import multiprocessing
+import multiprocessing.spawn
 import os
-import sys
 import threading
-import types
 import time
 import weakref
 from dataclasses import dataclass, replace
@@ -24,8 +22,9 @@ import torch
 
 from .config import ModelSpec, TrainSpec, check_models
 from .i18n import tr
-from .models import build_model, count_params, forward_flops, spec_params
-from .trainer import Control, Record, evaluations, train_lockstep, worker_main
+from .models import count_params, forward_flops, spec_params
+from .trainer import Control, Record, build_nets, evaluations, train_lockstep, worker_main
+from .weights import share_weights
 
 
 def max_workers() -> int:
@@ -112,17 +111,24 @@ def warm_up() -> None:
         threading.Thread(target=forkserver.ensure_running, name="resnet-lab-warm-up", daemon=True).start()
 
 
-@contextlib.contextmanager
-def _bare_main():
-    """multiprocessing re-runs the parent's __main__ script in every child; ours is `streamlit`, pytest or a
-    test's temporary script, none of which a worker needs (its target lives in resnet_viz.trainer), and a
-    script that only runs under its own host fails there. Hide it while a worker starts."""
-    main = sys.modules["__main__"]
-    sys.modules["__main__"] = types.ModuleType("__main__")
-    try:
-        yield
-    finally:
-        sys.modules["__main__"] = main
+WORKER_NAME = "resnet-lab-worker"
+_preparation_data = multiprocessing.spawn.get_preparation_data
+
+
+def _worker_preparation_data(name):
+    """multiprocessing re-imports the parent's __main__ script in every child; ours is `streamlit_app.py`
+    (Streamlit installs each run's script as __main__), pytest, or a test's script, none of which a worker
+    needs (its target lives in resnet_viz.trainer), and an app script imported outside Streamlit runs the
+    whole page in bare mode. Our workers (by name) start without it. A hook, not a swap of sys.modules:
+    Streamlit's script threads set __main__ on every rerun, so a swap would race them."""
+    data = _preparation_data(name)
+    if name == WORKER_NAME:
+        data.pop("init_main_from_path", None)
+        data.pop("init_main_from_name", None)
+    return data
+
+
+multiprocessing.spawn.get_preparation_data = _worker_preparation_data
 
 
 @dataclass(frozen=True)
@@ -221,9 +227,14 @@ class Job:
         self._control = Control().share_memory_()
         self._info: list[ModelInfo] = []
         self._records: list[Record] = []
-        for spec in self.models:
+        # The models themselves live here, their weights in shared memory that the worker trains in place:
+        # the server reads the latest weights at any time (drawn digits, feature maps; see weights.py).
+        self.nets = build_nets(self.models, train.seed, build_lock=_BUILD_LOCK)
+        self._flats = []
+        for spec, model in zip(self.models, self.nets):
+            self._flats.append(share_weights(model))
+            model.eval()
             with _BUILD_LOCK:
-                model = build_model(spec)
                 flops = forward_flops(spec)
                 full = replace(spec, csp=0.0, name="")
                 full_costs = (spec_params(full), forward_flops(full)) if spec.csp else (0, 0)
@@ -283,8 +294,7 @@ class Job:
         with self._lock:
             self._state = "running"
         try:
-            state = train_lockstep(list(self.models), self.train, self._records, self._control, self.dataset,
-                                   on_step, build_lock=_BUILD_LOCK)
+            state = train_lockstep(self.nets, self.train, self._records, self._control, self.dataset, on_step)
             self._finish(state)
         except Exception as exc:
             self._finish("failed", f"{type(exc).__name__}: {exc}")
@@ -312,11 +322,10 @@ class Job:
             ctx = _context()
             receive, send = ctx.Pipe(duplex=False)
             self._process = ctx.Process(
-                target=worker_main, name="resnet-lab-worker", daemon=True,
-                args=(list(self.models), self.train, self._records, self._control, self.dataset,
+                target=worker_main, name=WORKER_NAME, daemon=True,
+                args=(list(self.models), self._flats, self.train, self._records, self._control, self.dataset,
                       threads_per_worker(), send))
-            with _bare_main():
-                self._process.start()
+            self._process.start()
             send.close()
             while self._process.is_alive():
                 self._process.join(0.2)

@@ -15,8 +15,9 @@ import torch.nn.functional as nnf
 
 from .config import ModelSpec, TrainSpec
 from .data import tensors
-from .models import build_model
+from .models import CifarResNet, build_model
 from .probes import Probes
+from .weights import bind_weights
 
 
 class Control:
@@ -81,19 +82,37 @@ def evaluations(spec: TrainSpec) -> int:
     return spec.steps // spec.eval_every + 1
 
 
-def train_lockstep(models: list[ModelSpec], spec: TrainSpec, records: list[Record], control: Control,
-                   dataset: str = "mnist-5k", on_step=None, build_lock=None) -> str:
-    """Train until done or stopped; returns "done" or "stopped". Never touches anything but its arguments."""
-    data = tensors(dataset)
+def build_nets(models: list[ModelSpec], seed: int, flats: list[torch.Tensor] | None = None,
+               build_lock=None) -> list[CifarResNet]:
+    """The models at their seeded start, channels_last; with `flats`, bound to those shared buffers (whose
+    values they adopt, see weights.py)."""
     build_lock = build_lock or contextlib.nullcontext()
-    nets, opts, probes = [], [], []
-    for s in models:
+    nets = []
+    for i, s in enumerate(models):
         with build_lock:  # seeding is process-global: another thread's build must not interleave
-            torch.manual_seed(spec.seed)  # the same start for models of the same architecture
+            torch.manual_seed(seed)  # the same start for models of the same architecture
             net = build_model(s).to(memory_format=torch.channels_last)
+        if flats is not None:
+            bind_weights(net, flats[i])
         nets.append(net)
-        probes.append(Probes(net))
-        opts.append(_optimizer(net, spec))
+    return nets
+
+
+def train_lockstep(nets: list[CifarResNet], spec: TrainSpec, records: list[Record], control: Control,
+                   dataset: str = "mnist-5k", on_step=None) -> str:
+    """Train until done or stopped; returns "done" or "stopped". Never touches anything but its arguments."""
+    probes = [Probes(net) for net in nets]
+    try:
+        return _train(nets, probes, spec, records, control, tensors(dataset), on_step)
+    finally:  # the nets live on (the server draws digits through them); their probes must not
+        for probe in probes:
+            probe.remove()
+        for net in nets:
+            net.eval()
+
+
+def _train(nets, probes, spec: TrainSpec, records, control: Control, data, on_step) -> str:
+    opts = [_optimizer(net, spec) for net in nets]
     order = torch.Generator().manual_seed(spec.seed)
     perm, cursor = torch.randperm(len(data.train_y), generator=order), 0
     test_x = data.test_x[:spec.eval_size].contiguous(memory_format=torch.channels_last)
@@ -195,11 +214,13 @@ def lr_at(step: int, spec: TrainSpec) -> float:
     return spec.lr
 
 
-def worker_main(models, spec, records, control, dataset, threads, conn) -> None:
-    """Entry point of a worker process: train, then report ("done"|"stopped"|"failed", error) on conn."""
+def worker_main(models, flats, spec, records, control, dataset, threads, conn) -> None:
+    """Entry point of a worker process: train the models whose weights live in the shared `flats`, then
+    report ("done"|"stopped"|"failed", error) on conn."""
     torch.set_num_threads(threads)
     try:
-        conn.send((train_lockstep(models, spec, records, control, dataset), None))
+        nets = build_nets(models, spec.seed, flats)
+        conn.send((train_lockstep(nets, spec, records, control, dataset), None))
     except Exception as exc:  # reported to the owner, shown in the UI
         conn.send(("failed", f"{type(exc).__name__}: {exc}"))
     finally:
