@@ -31,6 +31,13 @@ def bundled_mnist() -> Digits:
     return Digits("mnist-5k", **arrays)
 
 
+def digits(name: str = "mnist-5k") -> Digits:
+    """A dataset by name (the bundled subset is the one every installation has)."""
+    if name != "mnist-5k":
+        raise KeyError(name)
+    return bundled_mnist()
+
+
 def normalise(images: np.ndarray) -> torch.Tensor:
     """uint8 (N, 28, 28) -> float (N, 1, 28, 28), scaled to [0, 1] then standardised as in training."""
     x = torch.tensor(images, dtype=torch.float32).div_(255.0)
@@ -52,8 +59,6 @@ def tensors(name: str = "mnist-5k") -> TensorDigits:
 
 @cache
 def _tensors(name: str) -> TensorDigits:
-    if name != "mnist-5k":
-        raise KeyError(name)
-    d = bundled_mnist()
+    d = digits(name)
     return TensorDigits(normalise(d.train_images), torch.from_numpy(d.train_labels.astype(np.int64)),
                         normalise(d.test_images), torch.from_numpy(d.test_labels.astype(np.int64)))

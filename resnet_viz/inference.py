@@ -1,0 +1,60 @@
+"""What trained models say about digits: class probabilities for one image, and their test-set mistakes.
+
+Everything returns plain numpy. The models may be training in a worker at the same moment (their weights
+are shared, see weights.py): we only read them, in eval mode, under inference_mode.
+"""
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .data import normalise
+
+CHUNK = 250  # test images per forward pass: bounded memory, and the UI stays responsive between chunks
+
+
+def probabilities(nets, digit: np.ndarray) -> np.ndarray:
+    """(models, 10) class probabilities for one (28, 28) uint8 digit; a row of NaN for a diverged model."""
+    x = normalise(digit[None]).contiguous(memory_format=torch.channels_last)
+    with torch.inference_mode():
+        rows = [torch.softmax(net.eval()(x)[0], 0) for net in nets]
+    return torch.stack(rows).numpy().astype(np.float64)
+
+
+@dataclass(frozen=True)
+class TestErrors:
+    """One model on the test set: its predictions and how sure it was."""
+
+    labels: np.ndarray  # (N,)
+    predicted: np.ndarray  # (N,)
+    confidence: np.ndarray  # (N,) probability of the predicted class
+
+    @property
+    def accuracy(self) -> float:
+        return float((self.predicted == self.labels).mean())
+
+    def wrong(self) -> np.ndarray:
+        """Indices of the misclassified digits, most confidently wrong first."""
+        idx = np.flatnonzero(self.predicted != self.labels)
+        return idx[np.argsort(-self.confidence[idx], kind="stable")]
+
+    def confusion(self) -> np.ndarray:
+        """(10, 10) counts, rows = true class, columns = predicted class."""
+        m = np.zeros((10, 10), np.int64)
+        np.add.at(m, (self.labels, self.predicted), 1)
+        return m
+
+
+def test_errors(net, images: np.ndarray, labels: np.ndarray) -> TestErrors:
+    """Classify uint8 (N, 28, 28) images; diverged weights give prediction -1 (never right)."""
+    predicted, confidence = [], []
+    with torch.inference_mode():
+        net.eval()
+        for i in range(0, len(images), CHUNK):
+            x = normalise(images[i:i + CHUNK]).contiguous(memory_format=torch.channels_last)
+            p = torch.softmax(net(x), 1)
+            conf, pred = p.max(1)
+            pred[~torch.isfinite(conf)] = -1
+            predicted.append(pred.numpy())
+            confidence.append(torch.nan_to_num(conf, nan=0.0).numpy())
+    return TestErrors(np.asarray(labels, np.int64), np.concatenate(predicted), np.concatenate(confidence))
