@@ -1,10 +1,9 @@
 """ResNet Lab: `streamlit run streamlit_app.py`."""
 import streamlit as st
 
-from resnet_viz.ui import lab
-from resnet_viz.ui.text import language_picker, t
+from resnet_viz.ui.nav import pages
+from resnet_viz.ui.text import language_picker
 
 st.set_page_config(page_title="ResNet Lab", page_icon="🧪", layout="wide")
 language_picker()
-pages = [st.Page(lab.page, title=t("nav.lab"), icon="🧪", url_path="lab", default=True)]
-st.navigation(pages).run()
+st.navigation(pages()).run()

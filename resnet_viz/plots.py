@@ -108,10 +108,11 @@ def grad_norm_range(views: Sequence[ModelView]) -> tuple[float, float]:
 
 
 def _log_heatmaps(panels: Sequence[tuple[str, np.ndarray, np.ndarray]], t: Text, title: str, colour_title: str,
-                  hover: str, ylabel: str, lo: float, hi: float, max_columns: int = 120) -> go.Figure:
+                  hover: str, ylabel: str, lo: float, hi: float, max_columns: int = 120,
+                  gap: float = 0.03) -> go.Figure:
     """One log10 heatmap per (name, steps, values[step, row]) panel, side by side, one shared colour scale.
     Long runs are thinned to `max_columns` steps to keep the once-a-second payload small."""
-    n, gap = max(1, len(panels)), 0.03
+    n = max(1, len(panels))
     width = (1 - gap * (n - 1)) / n
     traces, layout = [], dict(annotations=[], hovermode="closest")
     for i, (name, steps, values) in enumerate(panels):
@@ -141,11 +142,13 @@ def _log_heatmaps(panels: Sequence[tuple[str, np.ndarray, np.ndarray]], t: Text,
     return fig
 
 
-def grad_heatmap_figure(views: Sequence[ModelView], t: Text) -> go.Figure:
-    """Layer x step heatmap of gradient norms, one panel per model, one colour scale for all."""
+def grad_heatmap_figure(views: Sequence[ModelView], t: Text, gap: float = 0.03) -> go.Figure:
+    """Layer x step heatmap of gradient norms, one panel per model, one colour scale for all (`gap`: room
+    between panels, as a share of the width; more for a narrow column, where each panel's layer labels
+    need it)."""
     lo, hi = grad_norm_range(views)
     return _log_heatmaps([(v.name, v.step, v.grad_norm) for v in views], t, t("chart.grad_title"),
-                         t("chart.grad_colour"), t("chart.grad_hover"), t("chart.layer"), lo, hi)
+                         t("chart.grad_colour"), t("chart.grad_hover"), t("chart.layer"), lo, hi, gap=gap)
 
 
 def ratio_heatmap_figure(views: Sequence[ModelView], t: Text) -> go.Figure | None:

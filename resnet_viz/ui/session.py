@@ -56,3 +56,20 @@ def workers_warmed_up() -> bool:
     """Once per server: start the worker fork server while the first visitor reads the page."""
     engine.warm_up()
     return True
+
+
+def live_interval(job, running: float = 2.0, paused: float = 4.0) -> float | None:
+    """How often a live view of `job` should refresh: never once it has finished."""
+    if job is None:
+        return None
+    snap = job.snapshot()
+    return None if snap.finished else (running if snap.active else paused)
+
+
+def rerun_when_finished(job, key: str) -> None:
+    """Inside a polling fragment: one full rerun when the job finishes, which stops the polling."""
+    finished = job.snapshot().finished
+    was_busy = st.session_state.get(key, False)
+    st.session_state[key] = not finished
+    if was_busy and finished:
+        st.rerun()

@@ -1,0 +1,145 @@
+"""Figures for looking inside trained models: class probabilities for a drawn digit, feature maps, activation
+statistics per block, gradient norms per layer, the confusion matrix. Pure functions of numpy, no Streamlit,
+no torch; every text through `t(key)`, as in plots.py.
+"""
+import math
+from typing import Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+
+from .engine import ModelView
+from .plots import LOG_TICKS, Text, _figure, colour
+
+GREY = "#c7c7c7"
+DIVERGING = [[0, "#2166ac"], [0.25, "#92c5de"], [0.5, "#ffffff"], [0.75, "#f4a582"], [1, "#b2182b"]]  # zero white
+
+
+def _row_domains(n: int, gap: float) -> list[tuple[float, float]]:
+    """n horizontal bands, top to bottom."""
+    h = (1 - gap * (n - 1)) / n
+    return [(max(0.0, round(1 - (i + 1) * h - i * gap, 6)), min(1.0, round(1 - i * h - i * gap, 6)))
+            for i in range(n)]
+
+
+def _column_domains(n: int, gap: float) -> list[tuple[float, float]]:
+    w = (1 - gap * (n - 1)) / n
+    return [(max(0.0, round(i * (w + gap), 6)), min(1.0, round(i * (w + gap) + w, 6))) for i in range(n)]
+
+
+def probability_figure(names: Sequence[str], probs: np.ndarray, t: Text) -> go.Figure:
+    """One row of ten bars per model; the top class in the model's colour and named beside the model."""
+    n = len(names)
+    row, gap, margins = 90, 56, 90  # px: each row's bars, the room for its tick labels and the next label
+    height = margins + n * row + (n - 1) * gap
+    traces, layout = [], dict(annotations=[], hovermode="closest", showlegend=False, bargap=0.15)
+    for i, (name, p) in enumerate(zip(names, probs)):
+        s = "" if i == 0 else str(i + 1)
+        lo, hi = _row_domains(n, gap / (height - margins))[i]
+        ok = bool(np.all(np.isfinite(p)))
+        top = int(np.argmax(p)) if ok else -1
+        colours = [colour(i) if k == top else GREY for k in range(10)]
+        traces.append(dict(type="bar", x=list(range(10)), y=np.nan_to_num(p).astype(np.float32), xaxis=f"x{s}",
+                           yaxis=f"y{s}", marker=dict(color=colours), name=name,
+                           hovertemplate=f"{name}: %{{x}} %{{y:.1%}}<extra></extra>"))
+        layout[f"xaxis{s}"] = dict(anchor=f"y{s}", tickvals=list(range(10)), range=[-0.6, 9.6],
+                                   showticklabels=True, fixedrange=True)
+        layout[f"yaxis{s}"] = dict(anchor=f"x{s}", domain=[lo, hi], range=[0, 1], tickformat=".0%",
+                                   tickvals=[0, 0.5, 1], fixedrange=True)
+        label = (t("draw.top", name=name, digit=top, pct=100 * p[top]) if ok
+                 else t("draw.no_prediction", name=name))
+        layout["annotations"].append(dict(text=label, x=0, y=hi, xref="paper", yref="paper", xanchor="left",
+                                          yanchor="bottom", showarrow=False, font=dict(size=14)))
+    fig = _figure(traces, layout, t("draw.prob_title"), height=height)
+    fig.layout.margin.update(t=65, b=25)
+    return fig
+
+
+def maps_figure(panels: Sequence[tuple[str, np.ndarray]], limit: float, t: Text, title: str,
+                height: int = 300) -> go.Figure:
+    """Channel mosaics side by side on one diverging scale, -limit..limit: zero white, positive red,
+    negative blue, so a dead channel is a blank square and equal colours are equal values."""
+    traces, layout = [], dict(annotations=[], hovermode="closest", plot_bgcolor="#b0b0b0")  # grey gaps
+    n = len(panels)
+    for i, ((label, image), (left, right)) in enumerate(zip(panels, _column_domains(n, 0.04))):
+        s = "" if i == 0 else str(i + 1)
+        traces.append(dict(type="heatmap", z=image.astype(np.float32), coloraxis="coloraxis", xaxis=f"x{s}",
+                           yaxis=f"y{s}", hovertemplate=t("draw.map_hover")))
+        layout[f"xaxis{s}"] = dict(domain=[left, right], anchor=f"y{s}", visible=False, constrain="domain")
+        layout[f"yaxis{s}"] = dict(anchor=f"x{s}", visible=False, autorange="reversed", scaleanchor=f"x{s}",
+                                   constrain="domain")
+        layout["annotations"].append(dict(text=label, x=(left + right) / 2, y=1.0, xref="paper", yref="paper",
+                                          xanchor="center", yanchor="bottom", showarrow=False, font=dict(size=13)))
+    limit = float(limit) if np.isfinite(limit) and limit > 0 else 1.0
+    layout["coloraxis"] = dict(colorscale=DIVERGING, cmin=-limit, cmax=limit,
+                               colorbar=dict(thickness=12, len=0.9))
+    fig = _figure(traces, layout, title, height=height)
+    fig.layout.margin.update(l=10, r=10, t=90, b=10)
+    return fig
+
+
+def activation_figure(entries: Sequence[tuple[str, bool, np.ndarray, np.ndarray]], t: Text) -> go.Figure:
+    """Mean (left) and standard deviation (right) of each block's output for one digit, a line per model
+    (entries: name, skip, means, stds); dashed = plain, solid = residual, as on the Lab page."""
+    traces, layout = [], {}
+    for col, (key, (left, right)) in enumerate(zip(("mean", "std"), _column_domains(2, 0.08))):
+        s = "" if col == 0 else "2"
+        layout[f"xaxis{s}"] = dict(domain=[left, right], anchor=f"y{s}", title=dict(text=t("chart.block")))
+        layout[f"yaxis{s}"] = dict(anchor=f"x{s}", title=dict(text=t(f"draw.act_{key}")))
+        for i, (name, skip, means, stds) in enumerate(entries):
+            values = means if key == "mean" else stds
+            traces.append(dict(type="scatter", x=np.arange(1, len(values) + 1), y=np.asarray(values, np.float32),
+                               mode="lines+markers", name=name, legendgroup=name, showlegend=col == 0,
+                               xaxis=f"x{s}", yaxis=f"y{s}", marker=dict(size=5),
+                               line=dict(color=colour(i), dash="solid" if skip else "dash", width=2)))
+    return _figure(traces, layout, t("draw.act_title"), height=340)
+
+
+def layer_gradient_figure(views: Sequence[ModelView], steps: Sequence[int], t: Text) -> go.Figure:
+    """Gradient norm against layer index (input to output) on a log axis, a line per model and chosen step;
+    later steps drawn darker and thicker: where along the depth does the signal fade, and does it recover?"""
+    traces = []
+    steps = sorted(steps)
+    for k, step in enumerate(steps):
+        weight = (k + 1) / len(steps)
+        for i, v in enumerate(views):
+            if not 0 < step <= len(v.grad_norm):
+                continue
+            traces.append(dict(type="scatter", x=np.arange(1, v.grad_norm.shape[1] + 1),
+                               y=v.grad_norm[step - 1].astype(np.float32), mode="lines", name=v.name,
+                               legendgroup=v.name, showlegend=k == len(steps) - 1, opacity=0.3 + 0.7 * weight,
+                               text=v.layer_names, line=dict(color=colour(i), dash="solid" if v.spec.skip else "dash",
+                                                             width=1 + 1.5 * weight),
+                               hovertemplate=t("grad.hover", step=step) + "<extra>" + v.name + "</extra>"))
+    values = [np.asarray(tr["y"]) for tr in traces]
+    finite = np.concatenate([a[np.isfinite(a) & (a > 0)] for a in values]) if values else np.array([])
+    lo, hi = ((math.floor(np.log10(finite.min()) * 2) / 2, math.ceil(np.log10(finite.max()) * 2) / 2)
+              if finite.size else (-4.0, 1.0))
+    ticks = [v for v in LOG_TICKS if lo <= math.log10(v) <= hi]
+    if hi - lo > 3:  # over many decades 1-2-5 ticks crowd; decades alone read better
+        ticks = [v for v in ticks if math.log10(v) == round(math.log10(v))]
+    layout = dict(xaxis=dict(title=dict(text=t("chart.layer")), rangemode="tozero"),
+                  yaxis=dict(type="log", range=[lo, hi], tickvals=ticks, ticktext=[f"{v:g}" for v in ticks],
+                             title=dict(text=t("chart.grad_norm"))), hovermode="closest")
+    title = t("grad.by_layer_title", steps=", ".join(str(s) for s in steps))
+    return _figure(traces, layout, title, height=380)
+
+
+def confusion_figure(matrix: np.ndarray, t: Text, title: str) -> go.Figure:
+    """Counts, true class down, predicted across. Mistakes in shades of red that top out at the largest
+    mistake (so they show up instead of drowning under the diagonal); the diagonal in one quiet green; counts
+    written in, empty cells left blank."""
+    diagonal = np.eye(10, dtype=bool)
+    cap = max(1, int(matrix[~diagonal].max(initial=0)))
+    z = np.where(diagonal, -1, matrix).astype(np.float32)  # -1: the green end of the scale
+    split = 0.5 / (cap + 1)  # halfway between -1 and 0 on the scale that runs from -1 to cap
+    scale = [[0, "#dff0d8"], [split, "#dff0d8"], [split, "#ffffff"], [split + (1 - split) * 0.25, "#fcbba1"],
+             [split + (1 - split) * 0.6, "#fb6a4a"], [1, "#a50f15"]]
+    trace = dict(type="heatmap", z=z, x=list(range(10)), y=list(range(10)), zmin=-1, zmax=cap, colorscale=scale,
+                 text=np.where(diagonal | (matrix > 0), matrix.astype(str), ""), texttemplate="%{text}",
+                 customdata=matrix, showscale=False, xgap=1, ygap=1, hovertemplate=t("errors.confusion_hover"))
+    layout = dict(xaxis=dict(title=dict(text=t("errors.predicted")), tickvals=list(range(10)), constrain="domain",
+                             showgrid=False),
+                  yaxis=dict(title=dict(text=t("errors.true")), tickvals=list(range(10)), autorange="reversed",
+                             scaleanchor="x", constrain="domain", showgrid=False), hovermode="closest")
+    return _figure([trace], layout, title, height=460)

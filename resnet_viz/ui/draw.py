@@ -1,0 +1,171 @@
+"""The Draw page: draw a digit (or pick a test digit, or upload a photo), see it prepared like MNIST, what
+every model of the session predicts, and what each block of a plain and a residual net made of it."""
+import numpy as np
+import streamlit as st
+from streamlit_drawable_canvas import st_canvas
+
+from .. import inside_plots
+from ..data import digits
+from ..features import block_maps, mosaic
+from ..i18n import LabError
+from ..inference import probabilities
+from ..preprocess import MAX_UPLOAD_BYTES, prepare, read_upload
+from .nav import link_to_lab
+from .session import job_holder, live_interval, rerun_when_finished
+from .text import lang, t
+
+CANVAS = 280  # px; the stroke is ~2 px after scaling to MNIST's 20 px box, like MNIST's pens
+STROKE = 20
+SOURCES = ("draw", "test", "upload")
+
+
+def _pixels(image: np.ndarray, size: int = 84) -> np.ndarray:
+    """Upscale a small uint8 image by whole pixels, so the browser shows crisp squares, not a blur."""
+    k = max(1, size // max(image.shape))
+    return np.kron(image, np.ones((k, k), np.uint8))
+
+
+def choose_input(dataset: str) -> np.ndarray | None:
+    """The raw image from the chosen source, or None (with a message) when there is none yet."""
+    source = st.segmented_control(t("draw.source"), SOURCES, default="draw", key="draw_source",
+                                  format_func=lambda s: t(f"draw.source.{s}"))
+    if source == "test":
+        test = digits(dataset)
+        c1, c2 = st.columns([2, 1])
+        index = c1.number_input(t("draw.test_index"), 0, len(test.test_labels) - 1, key="draw_test_index")
+        if c2.button(t("draw.random"), icon=":material/casino:", width="stretch"):
+            st.session_state["draw_test_index"] = int(np.random.default_rng().integers(len(test.test_labels)))
+            st.rerun()
+        st.caption(t("draw.test_label", label=int(test.test_labels[index])))
+        return test.test_images[int(index)]
+    if source == "upload":
+        file = st.file_uploader(t("draw.upload"), type=["png", "jpg", "jpeg"], key="draw_upload",
+                                help=t("draw.upload_help", mb=MAX_UPLOAD_BYTES // 2**20))
+        if file is None:
+            return None
+        try:
+            return read_upload(file.getvalue())
+        except LabError as e:
+            st.error(e.text(lang()))
+            return None
+    st.space("small")  # the canvas's toolbar floats above it
+    result = st_canvas(stroke_width=STROKE, stroke_color="#FFFFFF", background_color="#000000", height=CANVAS,
+                       width=CANVAS, drawing_mode="freedraw", return_image_data=True,
+                       key=f"canvas_{st.session_state.get('canvas_version', 0)}")
+    c1, c2 = st.columns([1, 3], vertical_alignment="center")
+    if c1.button(t("draw.clear"), icon=":material/ink_eraser:"):
+        st.session_state["canvas_version"] = st.session_state.get("canvas_version", 0) + 1
+        st.rerun()
+    c2.caption(t("draw.canvas_help"))
+    return None if result is None else result.image_data
+
+
+def show_steps(prepared) -> None:
+    steps = [("draw.step_raw", prepared.raw), ("draw.step_cropped", prepared.cropped),
+             ("draw.step_scaled", prepared.scaled), ("draw.step_centred", prepared.digit)]
+    shown = [(key, img) for key, img in steps if img is not None]
+    for col, (key, img) in zip(st.columns(4), shown):
+        small = img if max(img.shape) <= 84 else img[::max(1, max(img.shape) // 84), ::max(1, max(img.shape) // 84)]
+        col.image(_pixels(small), caption=t(key), width=84)
+
+
+def predictions() -> None:
+    """Every model's class probabilities for the prepared digit, with the weights of this very moment."""
+    job = job_holder().job
+    digit = st.session_state.get("_draw_digit")
+    if job is None or digit is None:
+        return
+    job.touch()
+    snap = job.snapshot()
+    probs = probabilities(job.nets, digit)
+    names = [v.name for v in snap.models]
+    st.plotly_chart(inside_plots.probability_figure(names, probs, t), key="prob_chart",
+                    config={"displaylogo": False, "staticPlot": True})
+    st.caption(t("draw.weights_at", step=snap.step, steps=snap.steps) if snap.step else t("draw.untrained"))
+    rerun_when_finished(job, "_draw_busy")
+
+
+def default_pair(specs) -> tuple[int, int]:
+    """A plain and a residual net of the same depth, the deepest such pair; else the first two models."""
+    pairs = [(a, b) for a, sa in enumerate(specs) for b, sb in enumerate(specs)
+             if not sa.skip and sb.skip and sa.depth == sb.depth]
+    if pairs:
+        return max(pairs, key=lambda p: specs[p[0]].depth)
+    return 0, min(1, len(specs) - 1)
+
+
+def feature_maps(job, digit: np.ndarray) -> None:
+    st.subheader(t("draw.maps_title"))
+    st.caption(t("draw.maps_help"))
+    specs = list(job.models)
+    names = [s.name for s in specs]
+    a, b = default_pair(specs)
+    c1, c2, c3 = st.columns([1, 1, 1])
+    left = c1.selectbox(t("draw.model_left"), range(len(specs)), index=a, format_func=names.__getitem__,
+                        key="maps_left")
+    right = c2.selectbox(t("draw.model_right"), range(len(specs)), index=b, format_func=names.__getitem__,
+                         key="maps_right")
+    shared = c3.radio(t("draw.scale"), ("layer", "shared"), format_func=lambda k: t(f"draw.scale.{k}"),
+                      horizontal=True, key="maps_scale") == "shared"
+    chosen = [left, right] if left != right else [left]
+    maps = {i: block_maps(job.nets[i], digit) for i in chosen}
+    n_blocks = max(len(m) for m in maps.values())
+    block = st.slider(t("draw.block"), 1, n_blocks, min(n_blocks, st.session_state.get("maps_block", 1)),
+                      key="maps_block", help=t("draw.block_help")) if n_blocks > 1 else 1
+    panels = []
+    for i in chosen:
+        if block > len(maps[i]):
+            st.info(t("draw.no_block", name=names[i], block=block, blocks=len(maps[i])))
+            continue
+        bm = maps[i][block - 1]
+        if bm.residual is not None:
+            parts = [("draw.panel_residual", bm.residual), ("draw.panel_identity", bm.identity),
+                     ("draw.panel_sum", bm.output)]
+        else:
+            parts = [("draw.panel_plain", bm.output)]
+        panels += [(f"<b>{names[i]}</b><br>{t(key)}", values) for key, values in parts]
+    if shared:  # one scale for every block of both models: see the signal grow or fade with depth
+        limit = max(float(np.abs(p).max()) for m in maps.values() for bm in m
+                    for p in (bm.output, bm.residual, bm.identity) if p is not None)
+    else:  # one scale for this layer, the same for both models
+        limit = max(float(np.abs(p).max()) for _, p in panels)
+    name = maps[chosen[0]][min(block, len(maps[chosen[0]])) - 1].name
+    fig = inside_plots.maps_figure([(label, mosaic(p)) for label, p in panels], limit, t,
+                                   t("draw.maps_block", block=name, channels=panels[0][1].shape[0]), height=380)
+    st.plotly_chart(fig, key="maps_chart", config={"displaylogo": False})
+    entries = []
+    for i, spec in enumerate(specs):
+        m = maps[i] if i in maps else block_maps(job.nets[i], digit)
+        entries.append((names[i], spec.skip, np.array([x.mean for x in m]), np.array([x.std for x in m])))
+    st.plotly_chart(inside_plots.activation_figure(entries, t), key="act_chart", config={"displaylogo": False})
+    st.caption(t("draw.act_help"))
+
+
+def page() -> None:
+    st.title(t("draw.title"))
+    job = job_holder().job
+    if job is None:
+        st.info(t("draw.no_models"))
+        link_to_lab()
+        return
+    left, right = st.columns([1, 1.25], gap="large")
+    with left:
+        image = choose_input(job.dataset)
+        prepared = None
+        if image is not None:
+            try:
+                prepared = prepare(image)
+            except LabError as e:
+                st.error(e.text(lang()))
+        digit = None if prepared is None or prepared.blank else prepared.digit
+        st.session_state["_draw_digit"] = digit
+        if prepared is not None and not prepared.blank:
+            show_steps(prepared)
+    with right:
+        if digit is None:
+            st.info(t("draw.blank"))
+        else:
+            st.fragment(predictions, run_every=live_interval(job))()
+    if digit is not None:
+        st.divider()
+        feature_maps(job, digit)

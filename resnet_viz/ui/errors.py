@@ -1,0 +1,76 @@
+"""The Errors page: which test digits each model gets wrong, and what it takes them for."""
+import numpy as np
+import streamlit as st
+
+from .. import inside_plots
+from ..data import digits
+from ..inference import test_errors
+from .nav import link_to_lab
+from .session import job_holder
+from .text import t
+
+PAGE = 40  # wrong digits shown at a time
+
+
+def evaluated(job, step: int) -> list:
+    """Each model's test-set errors with the weights at `step`, kept per job and step: an evaluation of the
+    whole test set costs about a second, so it runs once, not on every click."""
+    key = (id(job), step)
+    cache = st.session_state.get("_errors")
+    if cache is None or cache[0] != key:
+        test = digits(job.dataset)
+        with st.spinner(t("errors.evaluating")):
+            results = [test_errors(net, test.test_images, test.test_labels) for net in job.nets]
+        cache = st.session_state["_errors"] = (key, results)
+    return cache[1]
+
+
+def _pixels(image: np.ndarray, k: int = 3) -> np.ndarray:
+    return np.kron(image, np.ones((k, k), np.uint8))
+
+
+def page() -> None:
+    st.title(t("errors.title"))
+    job = job_holder().job
+    snap = job.snapshot() if job else None
+    if snap is None or snap.step == 0:
+        st.info(t("errors.no_models"))
+        link_to_lab()
+        return
+    job.touch()
+    # The evaluation stays at the step it was made until the user asks for the newer weights.
+    owner, shown = st.session_state.get("_errors_step", (None, 0))
+    if owner != id(job) or not 0 < shown <= snap.step:
+        shown = snap.step
+    if shown != snap.step:
+        c1, c2 = st.columns([3, 1], vertical_alignment="center")
+        c1.caption(t("errors.stale", step=shown, now=snap.step))
+        if c2.button(t("errors.refresh"), icon=":material/refresh:", width="stretch"):
+            shown = snap.step
+    st.session_state["_errors_step"] = (id(job), shown)
+    results = evaluated(job, shown)
+    test = digits(job.dataset)
+    names = [v.name for v in snap.models]
+    st.caption(t("errors.intro", n=len(test.test_labels), step=shown))
+    st.dataframe([{t("table.model"): name, t("errors.accuracy"): f"{100 * r.accuracy:.1f}%",
+                   t("errors.count"): int((r.predicted != r.labels).sum())} for name, r in zip(names, results)],
+                 hide_index=True)
+    chosen = st.radio(t("errors.model"), range(len(names)), format_func=names.__getitem__, horizontal=True,
+                      key="errors_model")
+    r = results[chosen]
+    left, right = st.columns([1, 1.3], gap="large")
+    left.plotly_chart(inside_plots.confusion_figure(r.confusion(), t, t("errors.confusion_title", name=names[chosen])),
+                      key="confusion", config={"displaylogo": False})
+    with right:
+        wrong = r.wrong()
+        st.markdown(t("errors.wrong_title", name=names[chosen], n=len(wrong)))
+        if not len(wrong):
+            st.success(t("errors.none_wrong"))
+            return
+        pages = (len(wrong) + PAGE - 1) // PAGE
+        page_no = st.number_input(t("errors.page", pages=pages), 1, pages, 1, key="errors_page") if pages > 1 else 1
+        shown_idx = wrong[(page_no - 1) * PAGE:page_no * PAGE]
+        captions = [t("errors.caption", true=int(r.labels[i]), pred=int(r.predicted[i]), pct=100 * r.confidence[i])
+                    for i in shown_idx]
+        st.image([_pixels(test.test_images[i]) for i in shown_idx], caption=captions, width=84)
+        st.caption(t("errors.order"))
