@@ -60,6 +60,26 @@ def probe_overhead(spec, batch_size: int, steps: int = 12, rounds: int = 3) -> f
     return best[True] / best[False] - 1
 
 
+def predict_ms(nets, repeats: int = 30) -> float:
+    """Median milliseconds from a 280x280 RGBA canvas (a test digit, drawn large) to every model's class
+    probabilities, preprocessing included: what the Draw page does for each stroke."""
+    from PIL import Image
+
+    from .data import bundled_mnist
+    from .inference import probabilities
+    from .preprocess import prepare
+
+    big = np.asarray(Image.fromarray(bundled_mnist().test_images[0]).resize((280, 280), Image.Resampling.BILINEAR))
+    canvas = np.dstack([big, big, big, np.full_like(big, 255)])
+    times = []
+    for i in range(repeats + WARMUP_STEPS):
+        t0 = time.perf_counter()
+        probabilities(nets, prepare(canvas).digit)
+        if i >= WARMUP_STEPS:
+            times.append(time.perf_counter() - t0)
+    return 1000 * float(np.median(times))
+
+
 def degradation_seconds(window: int = 20) -> tuple[float, int]:
     """Seconds from starting the default preset (models built, data loaded) until plain-56's training loss,
     averaged over `window` steps, is at least 2x both plain-20's and res-56's; and the step it happened."""
@@ -87,7 +107,9 @@ def run_bench(steps: int = 20) -> dict:
     preset = PRESETS[DEFAULT_PRESET]
     train = replace(preset.train, steps=WARMUP_STEPS + steps, eval_every=10**6, eval_size=100)
     peak = matmul_gflops()
-    snap = Job(preset.models, train).run_blocking()
+    job = Job(preset.models, train)
+    snap = job.run_blocking()
+    draw_ms = predict_ms(job.nets)
     models = []
     for v in snap.models:
         per_step = float(np.median(v.seconds[WARMUP_STEPS:]))
@@ -103,5 +125,6 @@ def run_bench(steps: int = 20) -> dict:
             "lockstep_ms_per_step": round(sum(m["ms_per_step"] for m in models), 1),
             "probe_overhead": round(probe_overhead(deepest, train.batch_size), 3), "probe_overhead_model": deepest.name,
             "degradation_seconds": round(lesson_seconds, 1), "degradation_step": lesson_step,
+            "predict_ms": round(draw_ms, 1),
             # peak resident memory of this process after training the default preset (Linux reports KiB)
             "rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}

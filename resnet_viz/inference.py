@@ -22,7 +22,7 @@ def probabilities(nets, digit: np.ndarray) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class TestErrors:
+class Evaluation:
     """One model on the test set: its predictions and how sure it was."""
 
     labels: np.ndarray  # (N,)
@@ -45,7 +45,7 @@ class TestErrors:
         return m
 
 
-def test_errors(net, images: np.ndarray, labels: np.ndarray) -> TestErrors:
+def evaluate(net, images: np.ndarray, labels: np.ndarray) -> Evaluation:
     """Classify uint8 (N, 28, 28) images; diverged weights give prediction -1 (never right)."""
     predicted, confidence = [], []
     with torch.inference_mode():
@@ -57,4 +57,4 @@ def test_errors(net, images: np.ndarray, labels: np.ndarray) -> TestErrors:
             pred[~torch.isfinite(conf)] = -1
             predicted.append(pred.numpy())
             confidence.append(torch.nan_to_num(conf, nan=0.0).numpy())
-    return TestErrors(np.asarray(labels, np.int64), np.concatenate(predicted), np.concatenate(confidence))
+    return Evaluation(np.asarray(labels, np.int64), np.concatenate(predicted), np.concatenate(confidence))

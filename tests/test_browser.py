@@ -163,3 +163,42 @@ def test_closing_the_tab_stops_its_run_and_frees_the_trainer(browser, server):
     # With the first run still holding the only trainer this would wait in the queue for 5000 steps.
     second.wait_for_function("() => document.body.innerText.includes('Done · step 10/10')", timeout=90_000)
     second.context.close()
+
+
+def draw_seven(page) -> None:
+    """A 7 with the mouse: across the top, then down to the left."""
+    canvas = page.locator("canvas.upper-canvas").first
+    canvas.scroll_into_view_if_needed()
+    box = canvas.bounding_box()
+    points = [(80, 70), (200, 70), (150, 150), (120, 230)]
+    page.mouse.move(box["x"] + points[0][0], box["y"] + points[0][1])
+    page.mouse.down()
+    for (x0, y0), (x1, y1) in zip(points, points[1:]):
+        for k in range(1, 11):
+            page.mouse.move(box["x"] + x0 + (x1 - x0) * k / 10, box["y"] + y0 + (y1 - y0) * k / 10)
+    page.mouse.up()
+
+
+def test_draw_a_digit_while_training_and_every_model_predicts(page):
+    train(page, 300)
+    page.wait_for_function("() => /Training · step [1-9]/.test(document.body.innerText)", timeout=60_000)
+    page.get_by_role("link", name="Draw & look inside").click()
+    expect(page.get_by_text("Draw a digit (or pick")).to_be_visible(timeout=30_000)  # blank canvas: no guess
+    draw_seven(page)
+    chart = page.locator("[data-testid=stPlotlyChart]").first
+    for name in ("plain-20", "res-20", "plain-56", "res-56"):
+        expect(chart.locator(".annotation-text", has_text=name)).to_have_count(1, timeout=30_000)
+    expect(page.get_by_text(re.compile(r"With the weights after step \d+ of 300"))).to_be_visible()
+    expect(page.get_by_text("4. centred in 28×28")).to_be_visible()
+    expect(page.get_by_text("Block s1.b1 (16 channels)")).to_be_visible(timeout=30_000)  # the feature maps
+    # The bars follow the training: the step in the caption moves on by itself.
+    caption = page.get_by_text(re.compile(r"With the weights after step \d+"))
+    first = step_of(caption.inner_text().replace(" of ", "/"))
+    page.wait_for_function(f"() => (document.body.innerText.match(/after step (\\d+) of/) || [0, 0])[1] > {first}",
+                           timeout=60_000)
+    # An upload that is not an image gets a message, and the page carries on.
+    page.get_by_text("Upload", exact=True).click()
+    page.locator("[data-testid=stFileUploaderDropzoneInput]").set_input_files(
+        files=[{"name": "digit.png", "mimeType": "image/png", "buffer": b"not really a png"}])
+    expect(page.get_by_text("That file is not an image we can read")).to_be_visible(timeout=30_000)
+    assert page.locator("[data-testid=stException]").count() == 0

@@ -225,6 +225,39 @@ def test_background_job_runs_to_done(jobs):
     assert snap.state == "done" and snap.step == 5
 
 
+def test_the_server_holds_the_weights_the_worker_trained(jobs):
+    """The worker trains the server's models in shared memory: evaluating them here gives exactly the test
+    accuracy the worker recorded, BN statistics included."""
+    from resnet_viz.data import bundled_mnist
+    from resnet_viz.inference import evaluate
+
+    train = tiny_train(steps=12, eval_every=12, eval_size=200)
+    job = Job([TINY_MODEL, ModelSpec(depth=DEPTH, skip=False)], train, queue=WorkerQueue(1))
+    before = [net.stem[0].weight.detach().clone() for net in job.nets]
+    jobs.append(job.start())
+    assert job.join(30) and job.snapshot().state == "done"
+    d = bundled_mnist()
+    for net, view, w0 in zip(job.nets, job.snapshot().models, before):
+        assert not np.allclose(net.stem[0].weight.detach().numpy(), w0.numpy())
+        acc = evaluate(net, d.test_images[:200], d.test_labels[:200]).accuracy
+        assert acc == pytest.approx(float(view.test_acc[-1]), abs=1e-6)
+
+
+def test_workers_do_not_import_the_parent_script():
+    """A worker starts from resnet_viz.trainer alone: re-running the app script in it would run the page
+    outside Streamlit (and fail on components that need the runtime)."""
+    import multiprocessing.spawn
+    import sys
+
+    from resnet_viz import engine
+
+    assert getattr(sys.modules["__main__"], "__file__", None)  # pytest's own script is __main__ here
+    data = multiprocessing.spawn.get_preparation_data(engine.WORKER_NAME)
+    assert "init_main_from_path" not in data and "init_main_from_name" not in data
+    other = multiprocessing.spawn.get_preparation_data("someone-else")
+    assert "init_main_from_path" in other or "init_main_from_name" in other
+
+
 def test_pause_step_resume(jobs):
     steps = 8
     job = Job([TINY_MODEL], tiny_train(steps=steps), queue=WorkerQueue(1))

@@ -4,7 +4,7 @@ import streamlit as st
 
 from .. import inside_plots
 from ..data import digits
-from ..inference import test_errors
+from ..inference import evaluate
 from .nav import link_to_lab
 from .session import job_holder
 from .text import t
@@ -20,7 +20,7 @@ def evaluated(job, step: int) -> list:
     if cache is None or cache[0] != key:
         test = digits(job.dataset)
         with st.spinner(t("errors.evaluating")):
-            results = [test_errors(net, test.test_images, test.test_labels) for net in job.nets]
+            results = [evaluate(net, test.test_images, test.test_labels) for net in job.nets]
         cache = st.session_state["_errors"] = (key, results)
     return cache[1]
 
