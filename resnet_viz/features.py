@@ -61,7 +61,8 @@ def block_maps(net, digit: np.ndarray) -> list[BlockMaps]:
 def mosaic(maps: np.ndarray, columns: int | None = None, gap: int = 1) -> np.ndarray:
     """(C, H, W) channels tiled into one 2-D image, row by row, with NaN gaps (drawn blank)."""
     c, h, w = maps.shape
-    columns = columns or int(np.ceil(np.sqrt(c)))
+    # the smallest divisor of c from sqrt(c) up: full rows (16 -> 4x4, 32 -> 4x8, 64 -> 8x8)
+    columns = columns or next(k for k in range(int(np.ceil(np.sqrt(c))), c + 1) if c % k == 0)
     rows = int(np.ceil(c / columns))
     out = np.full((rows * (h + gap) - gap, columns * (w + gap) - gap), np.nan, np.float32)
     for i in range(c):

@@ -56,7 +56,7 @@ def probability_figure(names: Sequence[str], probs: np.ndarray, t: Text) -> go.F
 
 
 def maps_figure(panels: Sequence[tuple[str, np.ndarray]], limit: float, t: Text, title: str,
-                height: int = 300) -> go.Figure:
+                width: int = 1000) -> go.Figure:
     """Channel mosaics side by side on one diverging scale, -limit..limit: zero white, positive red,
     negative blue, so a dead channel is a blank square and equal colours are equal values."""
     traces, layout = [], dict(annotations=[], hovermode="closest", plot_bgcolor="#b0b0b0")  # grey gaps
@@ -73,19 +73,25 @@ def maps_figure(panels: Sequence[tuple[str, np.ndarray]], limit: float, t: Text,
     limit = float(limit) if np.isfinite(limit) and limit > 0 else 1.0
     layout["coloraxis"] = dict(colorscale=DIVERGING, cmin=-limit, cmax=limit,
                                colorbar=dict(thickness=12, len=0.9))
+    # As tall as the mosaics need at `width` px (wide 4x8 mosaics would float in a square figure)
+    aspect = max(image.shape[0] / image.shape[1] for _, image in panels) if panels else 1.0
+    height = int(np.clip(110 + 0.85 * width / max(1, n) * aspect, 220, 460))
     fig = _figure(traces, layout, title, height=height)
     fig.layout.margin.update(l=10, r=10, t=90, b=10)
     return fig
 
 
 def activation_figure(entries: Sequence[tuple[str, bool, np.ndarray, np.ndarray]], t: Text) -> go.Figure:
-    """Mean (left) and standard deviation (right) of each block's output for one digit, a line per model
+    """Mean (left) and standard deviation (right) of each block's output for one digit (post-ReLU, so never
+    negative; log axes), a line per model
     (entries: name, skip, means, stds); dashed = plain, solid = residual, as on the Lab page."""
     traces, layout = [], {}
     for col, (key, (left, right)) in enumerate(zip(("mean", "std"), _column_domains(2, 0.08))):
         s = "" if col == 0 else "2"
         layout[f"xaxis{s}"] = dict(domain=[left, right], anchor=f"y{s}", title=dict(text=t("chart.block")))
-        layout[f"yaxis{s}"] = dict(anchor=f"x{s}", title=dict(text=t(f"draw.act_{key}")))
+        # log: one model's signal can be 100x another's (a plain net blowing up), and both should read
+        layout[f"yaxis{s}"] = dict(anchor=f"x{s}", title=dict(text=t(f"draw.act_{key}")), type="log",
+                                   tickvals=LOG_TICKS, ticktext=[f"{v:g}" for v in LOG_TICKS])
         for i, (name, skip, means, stds) in enumerate(entries):
             values = means if key == "mean" else stds
             traces.append(dict(type="scatter", x=np.arange(1, len(values) + 1), y=np.asarray(values, np.float32),

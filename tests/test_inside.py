@@ -94,6 +94,7 @@ def test_mosaic_tiles_channels_with_gaps():
     assert m.shape == (4 * 3 + 3, 4 * 2 + 3)
     assert np.isnan(m).sum() == m.size - maps.size
     assert m[0, 0] == maps[0, 0, 0] and m[4, 0] == maps[4, 0, 0]
+    assert mosaic(np.zeros((32, 7, 7))).shape == (4 * 8 - 1, 8 * 8 - 1)  # full rows: 4 x 8
 
 
 # ---- the pages, through AppTest -----------------------------------------------------------------------

@@ -131,7 +131,7 @@ def feature_maps(job, digit: np.ndarray) -> None:
         limit = max(float(np.abs(p).max()) for _, p in panels)
     name = maps[chosen[0]][min(block, len(maps[chosen[0]])) - 1].name
     fig = inside_plots.maps_figure([(label, mosaic(p)) for label, p in panels], limit, t,
-                                   t("draw.maps_block", block=name, channels=panels[0][1].shape[0]), height=380)
+                                   t("draw.maps_block", block=name, channels=panels[0][1].shape[0]))
     st.plotly_chart(fig, key="maps_chart", config={"displaylogo": False})
     entries = []
     for i, spec in enumerate(specs):
