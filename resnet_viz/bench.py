@@ -30,34 +30,39 @@ def matmul_gflops(n: int = 2048, repeats: int = 5) -> float:
     return 2 * n**3 / best / 1e9
 
 
-def probe_overhead(spec, batch_size: int, steps: int = 12, rounds: int = 3) -> float:
-    """Time per training step with all probes on / without probes, minus 1; the two are interleaved in
-    rounds and the best of each kept, so machine noise hits both alike."""
+def probe_overhead(spec, batch_size: int, pairs: int = 40) -> float:
+    """Time per training step with all probes on / without probes, minus 1: the median over `pairs` of
+    back-to-back steps, one without and one with, so machine noise hits both sides of each pair alike."""
     import torch.nn.functional as nnf
     from .data import tensors
 
     data = tensors()
     x = data.train_x[:batch_size].contiguous(memory_format=torch.channels_last)
     y = data.train_y[:batch_size]
-    best = {True: float("inf"), False: float("inf")}
-    for _ in range(rounds):
-        for probed in (False, True):
-            torch.manual_seed(0)
-            net = build_model(spec).to(memory_format=torch.channels_last)
-            opt = torch.optim.SGD(net.parameters(), lr=0.05, momentum=0.9)
-            probes = Probes(net) if probed else None
-            for i in range(steps + WARMUP_STEPS):
-                if i == WARMUP_STEPS:
-                    t0 = time.perf_counter()
-                loss = nnf.cross_entropy(net(x), y)
-                loss.item()
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                if probes is not None:
-                    probes.read().numpy()
-            best[probed] = min(best[probed], (time.perf_counter() - t0) / steps)
-    return best[True] / best[False] - 1
+    torch.manual_seed(0)
+    net = build_model(spec).to(memory_format=torch.channels_last)
+    opt = torch.optim.SGD(net.parameters(), lr=0.05, momentum=0.9)
+
+    def step(probes) -> float:
+        t0 = time.perf_counter()
+        loss = nnf.cross_entropy(net(x), y)
+        loss.item()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if probes is not None:
+            probes.read().numpy()
+        return time.perf_counter() - t0
+
+    ratios = []
+    for i in range(pairs + WARMUP_STEPS):
+        plain = step(None)
+        probes = Probes(net)
+        probed = step(probes)
+        probes.remove()
+        if i >= WARMUP_STEPS:
+            ratios.append(probed / plain)
+    return float(np.median(ratios)) - 1
 
 
 def predict_ms(nets, repeats: int = 30) -> float:
