@@ -107,7 +107,51 @@ def degradation_seconds(window: int = 20) -> tuple[float, int]:
     return result[0], result[1]
 
 
-def run_bench(steps: int = 20) -> dict:
+def first_render_seconds(chromium: str = "/usr/bin/chromium") -> dict:
+    """Start `streamlit run streamlit_app.py` and time, in a headless Chromium, how long after the server
+    answers /_stcore/health the Lab page shows its Train button (a first visit: nothing cached)."""
+    import socket
+    import subprocess
+    import sys
+    import urllib.request
+    from pathlib import Path
+
+    from playwright.sync_api import sync_playwright
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    root = Path(__file__).resolve().parent.parent
+    args = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", "--no-first-run"]
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=args)
+        page = browser.new_page()
+        server = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(root / "streamlit_app.py"),
+                                   "--server.headless", "true", "--server.port", str(port), "--server.address",
+                                   "127.0.0.1", "--browser.gatherUsageStats", "false"],
+                                  cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            t0 = time.perf_counter()
+            while True:
+                try:
+                    if urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=1).read() == b"ok":
+                        break
+                except OSError:
+                    time.sleep(0.05)
+                if time.perf_counter() - t0 > 60:
+                    raise RuntimeError("the app did not start in 60 s")
+            ready = time.perf_counter()
+            page.goto(f"http://127.0.0.1:{port}")
+            page.get_by_role("button", name="Train").wait_for(timeout=60_000)
+            return {"server_start_s": round(ready - t0, 2), "first_render_s": round(time.perf_counter() - ready, 2)}
+        finally:
+            server.terminate()
+            server.wait(15)
+            browser.close()
+
+
+def run_bench(steps: int = 20, first_render: bool = False) -> dict:
     torch.set_num_threads(threads_per_worker())
     preset = PRESETS[DEFAULT_PRESET]
     train = replace(preset.train, steps=WARMUP_STEPS + steps, eval_every=10**6, eval_size=100)
@@ -125,6 +169,7 @@ def run_bench(steps: int = 20) -> dict:
                        "efficiency": round(train_gflops / peak, 3)})
     lesson_seconds, lesson_step = degradation_seconds()
     deepest = max(preset.models, key=lambda m: (m.depth, m.skip))
+    render = first_render_seconds() if first_render else {}
     return {"cores": os.cpu_count(), "torch_threads": threads_per_worker(), "torch": torch.__version__,
             "batch_size": train.batch_size, "matmul_gflops": round(peak, 1), "models": models,
             "lockstep_ms_per_step": round(sum(m["ms_per_step"] for m in models), 1),
@@ -132,4 +177,4 @@ def run_bench(steps: int = 20) -> dict:
             "degradation_seconds": round(lesson_seconds, 1), "degradation_step": lesson_step,
             "predict_ms": round(draw_ms, 1),
             # peak resident memory of this process after training the default preset (Linux reports KiB)
-            "rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+            "rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1), **render}

@@ -86,6 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = sub.add_parser("bench", help=t("cli.bench_help"))
     bench.add_argument("--steps", type=int, default=20, help="timed steps per model (after 3 warm-up steps)")
+    bench.add_argument("--first-render", action="store_true",
+                       help="also start the app and time its first page in Chromium (needs playwright and "
+                            "Debian's chromium, from tests/requirements.txt)")
     return parser
 
 
@@ -200,7 +203,7 @@ def cmd_bench(args) -> int:
     from .bench import run_bench
     if args.steps < 1:
         raise LabError("error.steps", value=args.steps)
-    print(json.dumps(run_bench(args.steps), indent=2))
+    print(json.dumps(run_bench(args.steps, args.first_render), indent=2))
     return 0
 
 

@@ -2,13 +2,16 @@
 PNG files the CLI writes. No Streamlit, no torch. Every text on a figure comes through `t(key)`, so charts
 follow the language switch.
 """
+from __future__ import annotations
+
 import math
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 import plotly.graph_objects as go
 
-from .engine import ModelView
+if TYPE_CHECKING:  # only a type here: the app draws its first page without importing torch
+    from .engine import ModelView
 
 Text = Callable[..., str]
 

@@ -2,7 +2,6 @@
 every model of the session predicts, and what each block of a plain and a residual net made of it."""
 import numpy as np
 import streamlit as st
-from streamlit_drawable_canvas import st_canvas
 
 from .. import inside_plots
 from ..data import digits
@@ -48,6 +47,8 @@ def choose_input(dataset: str) -> np.ndarray | None:
         except LabError as e:
             st.error(e.text(lang()))
             return None
+    from streamlit_drawable_canvas import st_canvas  # here: it registers itself with a running Streamlit
+
     st.space("small")  # the canvas's toolbar floats above it
     result = st_canvas(stroke_width=STROKE, stroke_color="#FFFFFF", background_color="#000000", height=CANVAS,
                        width=CANVAS, drawing_mode="freedraw", return_image_data=True,

@@ -1,12 +1,14 @@
-"""The Lab page: pick models, press Train, watch plain and residual nets learn side by side."""
+"""The Lab page: pick models, press Train, watch plain and residual nets learn side by side.
+
+The engine (and with it torch, ~2 s to import) is imported when first needed, so a visitor sees the page at
+once while a background thread warms the workers up (session.workers_warmed_up).
+"""
 import streamlit as st
 
-from .. import plots
 from ..config import (CSP_FUSIONS, CSP_RANGE, DEFAULT_PRESET, INITS, MAX_MODELS, PRESETS, SCALE_RANGE, SCALES,
                       SHORTCUTS, STEM_STRIDES, VALID_DEPTHS, WIDTHS, LabError, ModelSpec, TrainSpec, check_models,
                       spec_dict, spec_from_dict)
 from ..diagram import architecture_dot
-from ..engine import QUEUE, Job
 from .session import HEARTBEAT_TIMEOUT, job_holder, workers_warmed_up
 from .text import lang, t
 
@@ -122,6 +124,7 @@ def controls(holder, specs, train, problems) -> None:
     if c_train.button(t("btn.train"), icon=":material/play_arrow:", type="primary", width="stretch",
                       disabled=busy or bool(problems),
                       help=t("btn.train_help") if not busy else t("btn.train_busy")):
+        from ..engine import Job
         holder.replace(Job(specs, train, heartbeat_timeout=HEARTBEAT_TIMEOUT).start())
         st.rerun()
     if paused:
@@ -143,6 +146,7 @@ def controls(holder, specs, train, problems) -> None:
 
 def status_line(snap) -> None:
     if snap.state == "queued":
+        from ..engine import QUEUE
         running, _ = QUEUE.busy()
         st.info(t("status.queued", position=snap.queue_position, running=running))
         return
@@ -171,6 +175,7 @@ def live_panel() -> None:
     if snap.step == 0:
         st.caption(t("lab.waiting_first_step"))
     else:
+        from .. import plots  # plotly: only once there is something to draw
         # While training, static charts: no hover layers to rebuild every second, so the browser leaves the
         # CPU to the model; once the run ends they become interactive (hover, zoom).
         config = {"displaylogo": False, "staticPlot": not snap.finished}

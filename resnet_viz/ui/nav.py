@@ -1,17 +1,26 @@
-"""The app's pages, built on every run (their titles follow the language switch)."""
+"""The app's pages, built on every run (their titles follow the language switch). Each page's module is
+imported when the page is first shown: the Draw and Errors pages need torch, the first page should not wait
+for it."""
+import importlib
+
 import streamlit as st
 
 from .text import t
 
+PAGES = (("lab", ":material/science:"), ("draw", ":material/draw:"), ("errors", ":material/rule:"),
+         ("gradients", ":material/ssid_chart:"))
+
+
+def _show(name: str):
+    def show():
+        importlib.import_module(f"{__package__}.{name}").page()
+    show.__name__ = name
+    return show
+
 
 def pages() -> list:
-    from . import draw, errors, gradients, lab  # the pages import this module for their links
-    return [
-        st.Page(lab.page, title=t("nav.lab"), icon=":material/science:", url_path="lab", default=True),
-        st.Page(draw.page, title=t("nav.draw"), icon=":material/draw:", url_path="draw"),
-        st.Page(errors.page, title=t("nav.errors"), icon=":material/rule:", url_path="errors"),
-        st.Page(gradients.page, title=t("nav.gradients"), icon=":material/ssid_chart:", url_path="gradients"),
-    ]
+    return [st.Page(_show(name), title=t(f"nav.{name}"), icon=icon, url_path=name, default=name == "lab")
+            for name, icon in PAGES]
 
 
 def link_to_lab() -> None:

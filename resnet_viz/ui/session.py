@@ -4,11 +4,15 @@ The job lives in a session-scoped resource: when the tab closes, Streamlit relea
 worker. A heartbeat stamped by the polling chart is the second guard (the engine stops a job nobody has
 looked at for HEARTBEAT_TIMEOUT seconds), in case a release never comes.
 """
+import threading
+import time
+
 import streamlit as st
 
-from .. import engine
-
 HEARTBEAT_TIMEOUT = 90.0  # s; browsers throttle background tabs' timers to about once a minute
+# Importing torch (here and in the fork server) takes ~2 s of both cores; done while the first page renders
+# it made the page appear in 7 s instead of 4. Wait until the page is up (a Train pressed sooner imports it).
+WARM_UP_DELAY = 3.0  # s
 
 
 class JobHolder:
@@ -54,7 +58,12 @@ def job_holder() -> JobHolder:
 @st.cache_resource(show_spinner=False)
 def workers_warmed_up() -> bool:
     """Once per server: start the worker fork server while the first visitor reads the page."""
-    engine.warm_up()
+    def warm_up():
+        time.sleep(WARM_UP_DELAY)
+        from .. import engine  # torch: imported off the script thread, once the page is up
+        engine.warm_up()
+
+    threading.Thread(target=warm_up, name="resnet-lab-warm-up", daemon=True).start()
     return True
 
 
