@@ -1,4 +1,4 @@
-"""`python -m resnet_viz train|bench`: the lab without a browser, for scripts, CI and measurements.
+"""`python -m resnet_viz train|sweep|bench`: the lab without a browser, for scripts, CI and measurements.
 
 Bad flags or values exit with status 2 and one line on stderr, never a traceback.
 """
@@ -11,7 +11,8 @@ from dataclasses import asdict, replace
 from functools import partial
 from pathlib import Path
 
-from .config import PRESETS, DEFAULT_PRESET, ModelSpec, TrainSpec, spec_from_dict
+from .config import (PRESETS, DEFAULT_PRESET, SWEEP_DEPTHS, SWEEP_SEEDS, SWEEP_TRAIN, VALID_DEPTHS, ModelSpec,
+                     TrainSpec, spec_from_dict)
 from .i18n import LabError, tr
 
 t = partial(tr, "en")
@@ -84,6 +85,14 @@ def build_parser() -> argparse.ArgumentParser:
                                                                "summary.json and PNG plots")
     train.add_argument("--quiet", action="store_true", help="no progress lines")
 
+    sweep = sub.add_parser("sweep", help=t("cli.sweep_help"))
+    sweep.add_argument("--depths", type=depth_list, default=depth_list(",".join(map(str, SWEEP_DEPTHS))),
+                       help="comma-separated depths, each 6n+2 (default %(default)s)")
+    sweep.add_argument("--seeds", type=int, default=len(SWEEP_SEEDS), help="seeds 0..N-1 (default %(default)s)")
+    sweep.add_argument("--steps", type=int, default=SWEEP_TRAIN.steps, help="training steps per net (default "
+                                                                             "%(default)s)")
+    sweep.add_argument("--out", type=Path, required=True, help="folder for sweep.csv and degradation.png")
+
     bench = sub.add_parser("bench", help=t("cli.bench_help"))
     bench.add_argument("--steps", type=int, default=20, help="timed steps per model (after 3 warm-up steps)")
     bench.add_argument("--first-render", action="store_true",
@@ -97,6 +106,8 @@ def main(argv=None) -> int:
     try:
         if args.command == "train":
             return cmd_train(args)
+        if args.command == "sweep":
+            return cmd_sweep(args)
         return cmd_bench(args)
     except LabError as e:
         print(f"python -m resnet_viz: error: {e}", file=sys.stderr)
@@ -177,7 +188,7 @@ def write_run(snap, out: Path) -> None:
         w = csv.writer(f)
         w.writerow(["model", "step", "train_loss", "train_acc", "test_loss", "test_acc", "seconds"])
         for v in snap.models:
-            tests = {int(s): (l, a) for s, l, a in zip(v.eval_step, v.test_loss, v.test_acc)}
+            tests = {int(s): (loss, a) for s, loss, a in zip(v.eval_step, v.test_loss, v.test_acc)}
             for i, step in enumerate(v.step):
                 tl, ta = tests.get(int(step), ("", ""))
                 w.writerow([v.name, int(step), _cell(v.train_loss[i]), _cell(v.train_acc[i]), _cell(tl),
@@ -197,6 +208,42 @@ def _cell(x) -> str:
         return ""
     x = float(x)
     return "" if x != x else f"{x:.6g}"
+
+
+def depth_list(text: str) -> tuple[int, ...]:
+    try:
+        depths = tuple(int(d) for d in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"depths must be comma-separated whole numbers, got {text!r}") from None
+    for d in depths:
+        if d not in VALID_DEPTHS:
+            raise argparse.ArgumentTypeError(tr("en", "error.depth", value=d, lo=VALID_DEPTHS[0], hi=VALID_DEPTHS[-1]))
+    return depths
+
+
+def cmd_sweep(args) -> int:
+    from .experiment_plots import save_degradation_png
+    from .experiments import sweep, sweep_summary, write_sweep_csv
+
+    if not 1 <= args.seeds <= 20:
+        print("python -m resnet_viz: error: --seeds must be 1 to 20", file=sys.stderr)
+        return 2
+    train = replace(SWEEP_TRAIN, steps=args.steps, eval_every=args.steps)  # validates steps
+    try:
+        args.out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        print(f"python -m resnet_viz: error: cannot create {args.out}: {e.strerror}", file=sys.stderr)
+        return 2
+    started = time.perf_counter()
+
+    def progress(done, total):
+        print(f"{done}/{total} depth-seed pairs ({time.perf_counter() - started:.0f} s)", file=sys.stderr, flush=True)
+
+    rows = sweep(args.depths, tuple(range(args.seeds)), train, on_progress=progress)
+    write_sweep_csv(rows, args.out / "sweep.csv")
+    save_degradation_png(sweep_summary(rows), args.out / "degradation.png", t)
+    print(f"wrote {args.out}/sweep.csv, degradation.png in {time.perf_counter() - started:.0f} s", file=sys.stderr)
+    return 0
 
 
 def cmd_bench(args) -> int:

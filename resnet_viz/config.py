@@ -142,6 +142,11 @@ class Preset:
     train: TrainSpec = field(default_factory=TrainSpec)
 
 
+# The depth sweep (experiments.sweep): plain and residual nets at these depths and seeds, for this budget.
+SWEEP_DEPTHS = (8, 14, 20, 32, 44, 56)
+SWEEP_SEEDS = (0, 1, 2)
+SWEEP_TRAIN = TrainSpec(steps=200, eval_every=200)  # plain-56 is far behind plain-20 and res-56 by then
+
 PRESETS = {
     "degradation": Preset("preset.degradation", (
         ModelSpec(depth=20, skip=False), ModelSpec(depth=20, skip=True),
@@ -154,6 +159,10 @@ PRESETS = {
         ModelSpec(depth=56, skip=False, batch_norm=False), ModelSpec(depth=56, skip=True, batch_norm=False),
         ModelSpec(depth=56, skip=True, batch_norm=False, alpha=0.0, learn_alpha=True),
     ), TrainSpec(optimizer="adam", lr=0.002)),  # SGD moves alpha off 0 too slowly for a short lesson
+    # He et al.'s other case: no batch norm, PyTorch's default init. Now the plain nets' gradients do vanish
+    # (first/last layer ratio ~1e-7 at depth 20, underflow to 0 at 56) while residual nets keep ~0.15.
+    "vanishing": Preset("preset.vanishing", tuple(
+        ModelSpec(depth=d, skip=s, batch_norm=False, init="default") for d in (20, 56) for s in (False, True))),
     "csp": Preset("preset.csp", (
         ModelSpec(depth=20, skip=True), ModelSpec(depth=20, skip=True, csp=0.5),
         ModelSpec(depth=20, skip=True, csp=0.5, csp_fusion="first"),
@@ -185,4 +194,4 @@ def spec_from_dict(cls, data: dict):
 
 __all__ = ["ModelSpec", "TrainSpec", "Preset", "PRESETS", "DEFAULT_PRESET", "check_models", "replace",
            "spec_dict", "spec_from_dict", "VALID_DEPTHS", "WIDTHS", "SHORTCUTS", "INITS", "STEM_STRIDES",
-           "OPTIMIZERS", "MAX_MODELS", "LabError"]
+           "OPTIMIZERS", "MAX_MODELS", "LabError", "SWEEP_DEPTHS", "SWEEP_SEEDS", "SWEEP_TRAIN"]

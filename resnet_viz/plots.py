@@ -189,6 +189,30 @@ def scale_figure(views: Sequence[ModelView], t: Text) -> go.Figure | None:
     return _figure(traces, layout, t("chart.scale_title"))
 
 
+def first_last_ratio(grad_norm: np.ndarray) -> np.ndarray:
+    """Per step: the first weight layer's gradient norm over the last's (how much of the signal reaches the
+    input end; ~1e-7 or 0 in a deep plain net without batch norm)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return grad_norm[:, 0] / grad_norm[:, -1] if grad_norm.size else np.array([])
+
+
+def grad_ratio_figure(views: Sequence[ModelView], t: Text) -> go.Figure:
+    """first/last gradient-norm ratio over the steps, log scale, a line per model; zeros (underflow) drawn
+    at the bottom edge so a dead net is seen, not dropped."""
+    ratios = [first_last_ratio(v.grad_norm) for v in views]
+    finite = np.concatenate([r[np.isfinite(r) & (r > 0)] for r in ratios] + [np.array([1.0])])
+    floor = 10.0 ** math.floor(math.log10(finite.min()) - 0.5)
+    traces = [_line(v.step, np.where(r == 0, floor, r), v.name, i, v, 2.5,
+                    hovertemplate=t("chart.ratio_fl_hover") + f"<extra>{v.name}</extra>")
+              for i, (v, r) in enumerate(zip(views, ratios))]
+    lo, hi = math.log10(floor), math.ceil(math.log10(max(finite.max(), 1.0)) + 0.2)
+    ticks = [10.0 ** k for k in range(int(lo), int(hi) + 1)]
+    layout = dict(xaxis=dict(title=dict(text=t("chart.step")), rangemode="tozero"),
+                  yaxis=dict(title=dict(text=t("chart.ratio_fl")), type="log", range=[lo, hi], tickvals=ticks,
+                             ticktext=[f"1e{int(round(math.log10(v)))}" for v in ticks]))
+    return _figure(traces, layout, t("chart.ratio_fl_title"), height=340)
+
+
 def summary_rows(views: Sequence[ModelView], t: Text) -> list[dict]:
     rows = []
     for v in views:
@@ -205,6 +229,7 @@ def summary_rows(views: Sequence[ModelView], t: Text) -> list[dict]:
             t("table.loss"): _fmt(v.final_train_loss(), 3),
             t("table.train_acc"): _pct(v.final_train_acc()),
             t("table.test_acc"): _pct(last_test),
+            t("table.grad_ratio"): _sci(first_last_ratio(v.grad_norm)),
             t("table.speed"): _fmt(v.steps_per_second(), 1),
             t("table.status"): t("table.diverged", step=v.diverged_step) if v.diverged else t("table.ok"),
         })
@@ -213,6 +238,12 @@ def summary_rows(views: Sequence[ModelView], t: Text) -> list[dict]:
 
 def _fmt(x: float, digits: int) -> str:
     return f"{x:.{digits}f}" if np.isfinite(x) else "–"
+
+
+def _sci(ratios: np.ndarray) -> str:
+    """The latest finite first/last gradient ratio, as 1.2e-07 (0 when it underflowed)."""
+    finite = ratios[np.isfinite(ratios)] if ratios.size else ratios
+    return f"{finite[-1]:.1e}" if finite.size else "–"
 
 
 def _pct(x: float) -> str:

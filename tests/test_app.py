@@ -63,7 +63,7 @@ def test_train_updates_charts_then_finishes():
     assert all(r["Status"] == "ok" for r in rows)
     assert all(r["Test acc"].endswith("%") for r in rows)  # evaluated at the last step
     charts = [c.key for c in at.get("plotly_chart")]
-    assert charts == ["loss_chart", "acc_chart", "grad_chart", "ratio_chart"]  # no learnable alpha/beta here
+    assert charts == ["loss_chart", "acc_chart", "grad_chart", "grad_ratio_chart", "ratio_chart"]  # no learnable α/β
 
 
 def test_pause_step_and_stop_keep_the_results():
@@ -138,6 +138,8 @@ def test_bad_model_rows_get_clear_messages_and_missing_cells_use_defaults():
     ("rezero", ["plain-56-nobn", "res-56-nobn", "res-56-a0L-nobn"], "scale_chart", "α=0 (learned)"),
     ("csp", ["res-20", "csp0.5-res-20", "csp0.5-res-20-ff"], "ratio_chart", "concat"),
     ("shortcut_scaling", ["res-56", "res-56-b0.5"], "ratio_chart", "β=0.5"),
+    ("vanishing", ["plain-20-nobn", "res-20-nobn", "plain-56-nobn", "res-56-nobn"], "grad_ratio_chart",
+     "conv3×3-ReLU-conv3×3"),
 ])
 def test_presets_train_and_draw_their_architecture(preset, models, chart, diagram_text):
     at = new_app()

@@ -204,3 +204,44 @@ def test_predictions_follow_a_running_job_live():
     finally:
         job.stop()
         job.join(10)
+
+
+def test_experiments_page_shows_every_reference_at_once():
+    at = open_page("experiments")
+    keys = [c.key for c in at.get("plotly_chart")]
+    assert keys == ["sweep_ref", "lesion_ref", "land_ref_plain-56", "land_ref_res-56", "interp_ref",
+                    "shat_ref_init", "shat_ref_trained"]
+    # Without a trained model the live lesion, landscape and shattered runs say what they need.
+    starts = [b for b in at.button if b.label == "Recompute live"]
+    assert len(starts) == 4 and not starts[0].disabled and all(b.disabled for b in starts[1:])
+    at.radio(key="sweep_metric").set_value("error").run()
+    at.toggle(key="landscape_surface").set_value(True).run()
+    assert not at.exception, at.exception
+
+
+def test_experiments_live_lesion_on_the_session_models(trained):
+    at = open_page("experiments", trained)
+    next(b for b in at.button if b.key == "start_lesion").click().run()
+    deadline = time.monotonic() + 120
+    while "lesion_live" not in [c.key for c in at.get("plotly_chart")]:
+        assert time.monotonic() < deadline, "the live lesion study did not finish"
+        time.sleep(0.5)
+        at.run()
+        assert not at.exception, at.exception
+
+
+def test_experiments_live_sweep_can_be_cancelled():
+    at = open_page("experiments")
+    at.multiselect(key="sweep_depths").set_value([56]).run()
+    next(b for b in at.button if b.key == "start_sweep").click().run()
+    assert next(b for b in at.button if b.key == "cancel_sweep").disabled is False
+    next(b for b in at.button if b.key == "cancel_sweep").click().run()
+    assert not at.exception, at.exception
+    assert any("Cancelled" in w.value for w in at.warning)
+
+
+def test_experiments_page_in_chinese_shows_no_raw_keys():
+    at = open_page("experiments", lang="zh")
+    assert "exp." not in texts(at)
+    for chart in at.get("plotly_chart"):
+        assert "exp." not in chart.proto.spec and "chart." not in chart.proto.spec

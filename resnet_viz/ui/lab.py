@@ -187,6 +187,7 @@ def live_panel() -> None:
                         key="acc_chart", config=config)
         st.plotly_chart(plots.grad_heatmap_figure(views, t), key="grad_chart", config=config)
         st.caption(t("lab.grad_caption"))
+        st.plotly_chart(plots.grad_ratio_figure(views, t), key="grad_ratio_chart", config=config)
         scales = plots.scale_figure(views, t)
         if scales is not None:
             st.plotly_chart(scales, key="scale_chart", config=config)

@@ -8,7 +8,7 @@ import streamlit as st
 from .text import t
 
 PAGES = (("lab", ":material/science:"), ("draw", ":material/draw:"), ("errors", ":material/rule:"),
-         ("gradients", ":material/ssid_chart:"))
+         ("gradients", ":material/ssid_chart:"), ("experiments", ":material/labs:"))
 
 
 def _show(name: str):

@@ -55,6 +55,16 @@ def job_holder() -> JobHolder:
     return holder
 
 
+def task_holder(kind: str) -> JobHolder:
+    """This session's slot for one kind of live experiment, stopped with the session like the job."""
+    key = f"_task_{kind}"
+    holder = st.session_state.get(key)
+    if holder is None:
+        holder = st.session_state[key] = JobHolder()
+        _release_guard().holders.append(holder)
+    return holder
+
+
 @st.cache_resource(show_spinner=False)
 def workers_warmed_up() -> bool:
     """Once per server: start the worker fork server while the first visitor reads the page."""
