@@ -28,6 +28,7 @@ def sweep_figure(summary: dict, t: Text, metric: str = "loss") -> go.Figure:
         name = _kind(skip, t)
         traces.append(dict(type="scatter", x=depths + depths[::-1], y=np.concatenate([hi, lo[::-1]]),
                            fill="toself", fillcolor=colour, opacity=0.18, line=dict(width=0), hoverinfo="skip",
+                           mode="lines",
                            showlegend=False, legendgroup=name))
         traces.append(dict(type="scatter", x=depths, y=mean, mode="lines+markers", name=name, legendgroup=name,
                            line=dict(color=colour, width=3, dash="solid" if skip else "dash"), marker=dict(size=9),
@@ -59,17 +60,18 @@ def lesion_figure(entries: Sequence[tuple[str, bool, list[str], np.ndarray, floa
 
 
 def landscape_figure(coords: np.ndarray, loss: np.ndarray, t: Text, title: str, surface: bool = False,
-                     zmax: float | None = None) -> go.Figure:
+                     zrange: tuple[float, float] | None = None) -> go.Figure:
     """The 2-D slice as filled contours (or a 3-D surface) of log10 training loss: the colours span decades,
-    where a chaotic plain net and a smooth residual one differ."""
+    where a chaotic plain net and a smooth residual one differ. Give slices shown side by side one
+    `zrange` (log10 limits) so equal colours mean equal losses."""
     z = np.log10(np.clip(loss, 1e-3, None)).astype(np.float32)
-    top = zmax if zmax is not None else float(np.nanmax(z))
-    common = dict(x=coords, y=coords, z=z, colorscale="Viridis", cmin=float(np.nanmin(z)), cmax=top,
+    bottom, top = zrange if zrange is not None else (float(np.nanmin(z)), float(np.nanmax(z)))
+    common = dict(x=coords, y=coords, z=z, colorscale="Viridis", cmin=bottom, cmax=top,
                   hovertemplate=t("exp.landscape_hover"))
     if surface:
         trace = dict(type="surface", showscale=False, **common)
         layout = dict(scene=dict(xaxis=dict(title=dict(text="δ")), yaxis=dict(title=dict(text="η")),
-                                 zaxis=dict(title=dict(text=t("exp.log_loss")), range=[float(np.nanmin(z)), top])),
+                                 zaxis=dict(title=dict(text=t("exp.log_loss")), range=[bottom, top])),
                       margin=dict(l=0, r=0, t=50, b=0))
     else:
         trace = dict(type="contour", zmin=common.pop("cmin"), zmax=common.pop("cmax"), ncontours=25,

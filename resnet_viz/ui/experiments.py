@@ -146,10 +146,11 @@ def landscape_tab() -> None:
     data = _reference(reference.landscape)
     if data:
         slices = data["slices"]
-        top = max(float(np.log10(np.nanmax(s["loss"]))) for s in slices.values())
+        zrange = _log_range([s["loss"] for s in slices.values()])
         for col, (name, s) in zip(st.columns(len(slices)), slices.items()):
             col.plotly_chart(xp.landscape_figure(s["coords"], s["loss"], t, t("exp.slice_title", name=name),
-                                                 surface=surface, zmax=top), key=f"land_ref_{name}", config=CONFIG)
+                                                 surface=surface, zrange=zrange), key=f"land_ref_{name}",
+                             config=CONFIG)
         interp = [(name, e["skip"], e["t"], e["loss"]) for name, e in data["interpolation"].items()]
         st.plotly_chart(xp.interpolation_figure(interp, t), key="interp_ref", config=CONFIG)
         st.caption(t("exp.landscape_ref_caption", res=data["resolution"], images=data["images"],
@@ -160,6 +161,7 @@ def landscape_tab() -> None:
     c1, c2 = st.columns(2)
     resolution = c1.slider(t("exp.resolution"), 5, 31, 11, 2, key="landscape_res", help=t("exp.resolution_help"))
     chosen = c2.multiselect(t("exp.slice_models"), names, default=_deepest_pair(job) if job else [],
+                            placeholder=t("exp.slice_placeholder"),
                             key="landscape_models")
     live("landscape", lambda: landscape_live(int(resolution), list(chosen), surface))
 
@@ -171,14 +173,21 @@ def landscape_live(resolution: int, chosen: list[str], surface: bool) -> None:
         res = view.result
         twod = {k[1]: v for k, v in res.items() if k[0] == "2d"}
         if twod:
-            top = max(float(np.log10(np.nanmax(loss))) for _, loss in twod.values())
+            zrange = _log_range([loss for _, loss in twod.values()])
             for col, (name, (coords, loss)) in zip(st.columns(len(twod)), twod.items()):
                 col.plotly_chart(xp.landscape_figure(coords, loss, t, t("exp.slice_title", name=name),
-                                                     surface=surface, zmax=top), key=f"land_live_{name}",
+                                                     surface=surface, zrange=zrange), key=f"land_live_{name}",
                                  config=CONFIG)
         skips = {s.name: s.skip for s in task_holder("landscape").job.models}
         live = [(k[1], skips.get(k[1], True), ts, loss) for k, (ts, loss) in res.items() if k[0] == "1d"]
         st.plotly_chart(xp.interpolation_figure(live, t), key="interp_live", config=CONFIG)
+
+
+def _log_range(losses) -> tuple[float, float]:
+    """log10 limits shared by slices shown side by side."""
+    values = np.concatenate([np.ravel(loss) for loss in losses])
+    values = np.log10(np.clip(values[np.isfinite(values)], 1e-3, None))
+    return (float(values.min()), float(values.max())) if values.size else (0.0, 1.0)
 
 
 def _deepest_pair(job) -> list[str]:
