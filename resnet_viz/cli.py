@@ -126,10 +126,7 @@ def cmd_train(args) -> int:
     train = replace(preset.train, **overrides)
     models = args.model or preset.models
     job = Job(models, train)
-    try:
-        args.out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        print(f"python -m resnet_viz: error: cannot create {args.out}: {e.strerror}", file=sys.stderr)
+    if not _make_folder(args.out):
         return 2
     started = time.perf_counter()
 
@@ -210,6 +207,16 @@ def _cell(x) -> str:
     return "" if x != x else f"{x:.6g}"
 
 
+def _make_folder(path: Path) -> bool:
+    """Create the output folder; on failure say why in one line and return False."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        return True
+    except OSError as e:
+        print(f"python -m resnet_viz: error: cannot create {path}: {e.strerror}", file=sys.stderr)
+        return False
+
+
 def depth_list(text: str) -> tuple[int, ...]:
     try:
         depths = tuple(int(d) for d in text.split(","))
@@ -229,10 +236,7 @@ def cmd_sweep(args) -> int:
         print("python -m resnet_viz: error: --seeds must be 1 to 20", file=sys.stderr)
         return 2
     train = replace(SWEEP_TRAIN, steps=args.steps, eval_every=args.steps)  # validates steps
-    try:
-        args.out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        print(f"python -m resnet_viz: error: cannot create {args.out}: {e.strerror}", file=sys.stderr)
+    if not _make_folder(args.out):
         return 2
     started = time.perf_counter()
 
