@@ -39,9 +39,11 @@ class Evaluation:
         return idx[np.argsort(-self.confidence[idx], kind="stable")]
 
     def confusion(self) -> np.ndarray:
-        """(10, 10) counts, rows = true class, columns = predicted class."""
+        """(10, 10) counts, rows = true class, columns = predicted class (a diverged model's "no prediction"
+        counts nowhere)."""
         m = np.zeros((10, 10), np.int64)
-        np.add.at(m, (self.labels, self.predicted), 1)
+        made = self.predicted >= 0
+        np.add.at(m, (self.labels[made], self.predicted[made]), 1)
         return m
 
 

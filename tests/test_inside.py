@@ -44,6 +44,7 @@ def test_a_diverged_model_gives_no_prediction_and_no_error():
     assert np.isnan(p[0]).all() and np.isfinite(p[1]).all()
     errors = evaluate(job.nets[0], bundled_mnist().test_images[:20], bundled_mnist().test_labels[:20])
     assert errors.accuracy == 0.0 and (errors.predicted == -1).all()
+    assert errors.confusion().sum() == 0  # no prediction is counted as no class, not as class 9
 
 
 def test_test_errors_match_the_recorded_accuracy_and_sort_by_confidence(trained):
@@ -245,3 +246,17 @@ def test_experiments_page_in_chinese_shows_no_raw_keys():
     assert "exp." not in texts(at)
     for chart in at.get("plotly_chart"):
         assert "exp." not in chart.proto.spec and "chart." not in chart.proto.spec
+
+
+def test_errors_and_draw_pages_survive_a_diverged_model():
+    job = Job([ModelSpec(depth=8, skip=False), ModelSpec(depth=8)], TrainSpec(steps=3))
+    job.run_blocking()
+    with torch.no_grad():
+        job.nets[0].head[2].weight.fill_(float("nan"))  # as if it had diverged
+    at = open_page("errors", job)
+    assert at.dataframe[0].value["mistakes"][0] == 1000
+    at = open_page("draw", job)
+    at.segmented_control(key="draw_source").set_value("test").run()
+    assert not at.exception, at.exception
+    prob = next(c for c in at.get("plotly_chart") if c.key == "prob_chart")
+    assert "no prediction" in prob.proto.spec

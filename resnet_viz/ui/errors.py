@@ -70,7 +70,7 @@ def page() -> None:
         pages = (len(wrong) + PAGE - 1) // PAGE
         page_no = st.number_input(t("errors.page", pages=pages), 1, pages, 1, key="errors_page") if pages > 1 else 1
         shown_idx = wrong[(page_no - 1) * PAGE:page_no * PAGE]
-        captions = [t("errors.caption", true=int(r.labels[i]), pred=int(r.predicted[i]), pct=100 * r.confidence[i])
-                    for i in shown_idx]
+        captions = [t("errors.caption", true=int(r.labels[i]), pred=int(r.predicted[i]) if r.predicted[i] >= 0
+                      else "–", pct=100 * r.confidence[i]) for i in shown_idx]
         st.image([_pixels(test.test_images[i]) for i in shown_idx], caption=captions, width=84)
         st.caption(t("errors.order"))
