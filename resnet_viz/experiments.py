@@ -15,7 +15,8 @@ from torch import nn
 from .blocks import ResidualBlock
 from .config import SWEEP_DEPTHS, SWEEP_SEEDS, SWEEP_TRAIN, ModelSpec, TrainSpec
 from .data import normalise, tensors
-from .trainer import Control, Record, build_nets, evaluations, train_lockstep
+from .engine import Job
+from .trainer import build_nets
 
 LANDSCAPE_IMAGES = 512  # a fixed training subset: the loss surface of the same data for every model
 
@@ -51,35 +52,20 @@ def sweep(depths=SWEEP_DEPTHS, seeds=SWEEP_SEEDS, train: TrainSpec = SWEEP_TRAIN
         if cancelled():
             raise Cancelled
         specs = [replace(base, depth=depth, skip=skip, name="") for skip in (False, True)]
-        spec = replace(train, seed=seed)
-        nets = build_nets(specs, seed)
-        records = [Record.empty(spec.steps, len(n.weight_layers()), len(n.blocks()), evaluations(spec))
-                   for n in nets]
-        control = Control()
-
-        def stop_if_cancelled(step, losses):
-            if cancelled():
-                control[Control.STOP] = 1
-
-        state = train_lockstep(nets, spec, records, control, on_step=stop_if_cancelled)
-        if state != "done":
+        job = Job(specs, replace(train, seed=seed))
+        snap = job.run_blocking(lambda step, losses: cancelled() and job.stop())
+        if snap.state != "done":
             raise Cancelled
-        for s, rec in zip(specs, records):
-            loss, acc = rec.train_loss.numpy(), rec.train_acc.numpy()
-            test = rec.test_acc[:int(rec.counts[0])].numpy()
-            row = SweepRow(depth, s.skip, seed, spec.steps, _tail_mean(loss), 1 - _tail_mean(acc),
-                           1 - float(test[-1]) if test.size else math.nan, float(rec.seconds.sum()))
+        for view in snap.models:
+            test_error = 1 - float(view.test_acc[-1]) if view.test_acc.size else math.nan
+            row = SweepRow(depth, view.spec.skip, seed, snap.steps, view.final_train_loss(),
+                           1 - view.final_train_acc(), test_error, float(view.seconds.sum()))
             rows.append(row)
             if on_row is not None:
                 on_row(row)
         if on_progress is not None:
             on_progress(done + 1, len(jobs))
     return rows
-
-
-def _tail_mean(values: np.ndarray, window: int = 20) -> float:
-    finite = values[np.isfinite(values)]
-    return float(finite[-window:].mean()) if finite.size else math.nan
 
 
 def write_sweep_csv(rows, path) -> None:

@@ -58,6 +58,11 @@ def block_maps(net, digit: np.ndarray) -> list[BlockMaps]:
     return [BlockMaps(name, outputs[name], *paths.get(name, (None, None))) for name, _ in blocks]
 
 
+def upscale(image: np.ndarray, k: int) -> np.ndarray:
+    """A small uint8 image enlarged k times by whole pixels, so a browser shows crisp squares, not a blur."""
+    return np.kron(image, np.ones((k, k), np.uint8))
+
+
 def mosaic(maps: np.ndarray, columns: int | None = None, gap: int = 1) -> np.ndarray:
     """(C, H, W) channels tiled into one 2-D image, row by row, with NaN gaps (drawn blank)."""
     c, h, w = maps.shape

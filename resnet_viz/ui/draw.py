@@ -5,7 +5,7 @@ import streamlit as st
 
 from .. import inside_plots
 from ..data import digits
-from ..features import block_maps, mosaic
+from ..features import block_maps, mosaic, upscale
 from ..i18n import LabError
 from ..inference import probabilities
 from ..preprocess import MAX_UPLOAD_BYTES, prepare, read_upload
@@ -19,9 +19,7 @@ SOURCES = ("draw", "test", "upload")
 
 
 def _pixels(image: np.ndarray, size: int = 84) -> np.ndarray:
-    """Upscale a small uint8 image by whole pixels, so the browser shows crisp squares, not a blur."""
-    k = max(1, size // max(image.shape))
-    return np.kron(image, np.ones((k, k), np.uint8))
+    return upscale(image, max(1, size // max(image.shape)))
 
 
 def choose_input(dataset: str) -> np.ndarray | None:

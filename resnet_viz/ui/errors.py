@@ -1,9 +1,9 @@
 """The Errors page: which test digits each model gets wrong, and what it takes them for."""
-import numpy as np
 import streamlit as st
 
 from .. import inside_plots
 from ..data import digits
+from ..features import upscale
 from ..inference import evaluate
 from .nav import link_to_lab
 from .session import job_holder
@@ -23,10 +23,6 @@ def evaluated(job, step: int) -> list:
             results = [evaluate(net, test.test_images, test.test_labels) for net in job.nets]
         cache = st.session_state["_errors"] = (key, results)
     return cache[1]
-
-
-def _pixels(image: np.ndarray, k: int = 3) -> np.ndarray:
-    return np.kron(image, np.ones((k, k), np.uint8))
 
 
 def page() -> None:
@@ -72,5 +68,5 @@ def page() -> None:
         shown_idx = wrong[(page_no - 1) * PAGE:page_no * PAGE]
         captions = [t("errors.caption", true=int(r.labels[i]), pred=int(r.predicted[i]) if r.predicted[i] >= 0
                       else "–", pct=100 * r.confidence[i]) for i in shown_idx]
-        st.image([_pixels(test.test_images[i]) for i in shown_idx], caption=captions, width=84)
+        st.image([upscale(test.test_images[i], 3) for i in shown_idx], caption=captions, width=84)
         st.caption(t("errors.order"))
