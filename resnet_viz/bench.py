@@ -37,7 +37,7 @@ def probe_overhead(spec, batch_size: int, pairs: int = 40) -> float:
     from .data import tensors
 
     data = tensors()
-    x = data.train_x[:batch_size].contiguous(memory_format=torch.channels_last)
+    x = data.normalise(data.train_x[:batch_size]).contiguous(memory_format=torch.channels_last)
     y = data.train_y[:batch_size]
     torch.manual_seed(0)
     net = build_model(spec).to(memory_format=torch.channels_last)

@@ -1,6 +1,7 @@
-"""`python -m resnet_viz train|sweep|bench`: the lab without a browser, for scripts, CI and measurements.
+"""`python -m resnet_viz train|sweep|bench|download`: the lab without a browser, for scripts, CI and measurements.
 
-Bad flags or values exit with status 2 and one line on stderr, never a traceback.
+Bad flags or values exit with status 2 and one line on stderr, never a traceback; a failed download exits
+with status 1, likewise.
 """
 import argparse
 import csv
@@ -13,9 +14,11 @@ from pathlib import Path
 
 from .config import (PRESETS, DEFAULT_PRESET, SWEEP_DEPTHS, SWEEP_SEEDS, SWEEP_TRAIN, VALID_DEPTHS, ModelSpec,
                      TrainSpec, spec_from_dict)
+from .download import SOURCES
 from .i18n import LabError, tr
 
 t = partial(tr, "en")
+DATASET_NAMES = ["mnist-5k", *SOURCES]  # data.DATASETS without importing torch, which --help does not need
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -81,6 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
         train.add_argument(f"--{name.replace('_', '-')}", type=kind, default=None,
                            help=f"default {getattr(defaults, name)}")
     train.add_argument("--optimizer", choices=["sgd", "adam"], default=None)
+    train.add_argument("--dataset", choices=DATASET_NAMES, default="mnist-5k",
+                       help="default %(default)s (bundled); the others must be downloaded first (see download)")
     train.add_argument("--out", type=Path, required=True, help="folder for metrics.csv, grad_norms.csv, "
                                                                "summary.json and PNG plots")
     train.add_argument("--quiet", action="store_true", help="no progress lines")
@@ -98,6 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--first-render", action="store_true",
                        help="also start the app and time its first page in Chromium (needs playwright and "
                             "Debian's chromium, from tests/requirements.txt)")
+    download = sub.add_parser("download", help=t("cli.download_help"))
+    download.add_argument("dataset", choices=list(SOURCES))
     return parser
 
 
@@ -108,6 +115,8 @@ def main(argv=None) -> int:
             return cmd_train(args)
         if args.command == "sweep":
             return cmd_sweep(args)
+        if args.command == "download":
+            return cmd_download(args)
         return cmd_bench(args)
     except LabError as e:
         print(f"python -m resnet_viz: error: {e}", file=sys.stderr)
@@ -118,6 +127,7 @@ def main(argv=None) -> int:
 
 
 def cmd_train(args) -> int:
+    from .data import digits
     from .engine import Job
     from .plots import save_curves_png, save_grad_norms_png
 
@@ -125,7 +135,8 @@ def cmd_train(args) -> int:
     overrides = {k: getattr(args, k) for k in TrainSpec.__dataclass_fields__ if getattr(args, k, None) is not None}
     train = replace(preset.train, **overrides)
     models = args.model or preset.models
-    job = Job(models, train)
+    digits(args.dataset)  # here, not in the training loop: a missing or damaged dataset is a one-line error
+    job = Job(models, train, dataset=args.dataset)
     if not _make_folder(args.out):
         return 2
     started = time.perf_counter()
@@ -255,6 +266,33 @@ def cmd_bench(args) -> int:
     if args.steps < 1:
         raise LabError("error.steps", value=args.steps)
     print(json.dumps(run_bench(args.steps, args.first_render), indent=2))
+    return 0
+
+
+def cmd_download(args) -> int:
+    """Fetch a full dataset with a progress line about once a second; 1 and one line on failure."""
+    from .download import fetch, local_dir
+
+    name = args.dataset
+    here = local_dir(name)
+    if here is not None:
+        print(t("cli.download_local", name=name, folder=here), file=sys.stderr)
+        return 0
+    shown = [0.0]
+
+    def progress(done, total):
+        now = time.perf_counter()
+        if now - shown[0] >= 1 or done == total:
+            shown[0] = now
+            print(t("cli.download_progress", name=name, done=done / 1e6, total=total / 1e6), file=sys.stderr,
+                  flush=True)
+
+    try:
+        paths = fetch(name, progress)
+    except LabError as e:
+        print(f"python -m resnet_viz: error: {e}", file=sys.stderr)
+        return 1
+    print(t("cli.download_done", name=name, folder=next(iter(paths.values())).parent), file=sys.stderr)
     return 0
 
 

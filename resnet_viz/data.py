@@ -1,4 +1,10 @@
-"""The digits: the bundled real-MNIST subset, as read-only tensors shared by every session of a process."""
+"""The datasets by name, as read-only arrays and uint8 tensors shared by every session of a process.
+
+"mnist-5k" is the bundled real-MNIST subset every installation has; "mnist" and "fashion-mnist" are the full
+70k sets, loaded only when their files are already here (download.py fetches them on request, never here).
+"""
+import threading
+import warnings
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -6,9 +12,64 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from . import download
+from .i18n import LabError, tr
+from .idx import read_idx
+
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 BUNDLED = ASSETS / "mnist_subset.npz"
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081  # the usual full-MNIST statistics; drawn digits use them too
+MNIST_STATS = (MNIST_MEAN, MNIST_STD)
+FASHION_STATS = (0.2860, 0.3530)  # Fashion-MNIST's training set
+SIDE = 28
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """What the UI shows and the models need to know about a dataset before (or without) loading it."""
+
+    name: str  # the id used everywhere: "mnist-5k", "mnist", "fashion-mnist"
+    stats: tuple[float, float]  # (mean, std) of its training pixels scaled to [0, 1]
+    class_keys: tuple[str, ...] | None = None  # catalogue keys of the class names; None: the digits 0-9
+
+    @property
+    def title_key(self) -> str:
+        return f"dataset.{self.name}"
+
+    @property
+    def bundled(self) -> bool:
+        return self.name == "mnist-5k"
+
+    @property
+    def download_bytes(self) -> int:
+        """What fetching it downloads when nothing is here yet (0 for the bundled subset)."""
+        return 0 if self.bundled else download.download_bytes(self.name)
+
+    def class_names(self, lang: str) -> list[str]:
+        return [tr(lang, k) for k in self.class_keys] if self.class_keys else [str(i) for i in range(10)]
+
+
+DATASETS = {d.name: d for d in (
+    DatasetInfo("mnist-5k", MNIST_STATS),
+    DatasetInfo("mnist", MNIST_STATS),
+    DatasetInfo("fashion-mnist", FASHION_STATS, tuple(f"class.fashion-mnist.{i}" for i in range(10))),
+)}
+
+
+def datasets() -> list[DatasetInfo]:
+    """Every dataset, the bundled one first."""
+    return list(DATASETS.values())
+
+
+def info(name: str) -> DatasetInfo:
+    if name not in DATASETS:
+        raise LabError("error.dataset_unknown", name=name, choices=", ".join(DATASETS))
+    return DATASETS[name]
+
+
+def available(name: str) -> bool:
+    """True when `digits(name)` needs no download (the files are here; their contents are checked on load)."""
+    return info(name).bundled or download.local_files(name) is not None
 
 
 @dataclass(frozen=True)
@@ -21,6 +82,21 @@ class Digits:
     test_images: np.ndarray
     test_labels: np.ndarray
 
+    @property
+    def info(self) -> DatasetInfo:
+        return DATASETS[self.name]
+
+    @property
+    def stats(self) -> tuple[float, float]:
+        return self.info.stats
+
+    @property
+    def title_key(self) -> str:
+        return self.info.title_key
+
+    def class_names(self, lang: str) -> list[str]:
+        return self.info.class_names(lang)
+
 
 @cache
 def bundled_mnist() -> Digits:
@@ -32,33 +108,93 @@ def bundled_mnist() -> Digits:
 
 
 def digits(name: str = "mnist-5k") -> Digits:
-    """A dataset by name (the bundled subset is the one every installation has)."""
-    if name != "mnist-5k":
-        raise KeyError(name)
-    return bundled_mnist()
+    """A dataset by name. Never downloads: raises LabError("error.dataset_not_downloaded") when its files are
+    not here, and an error.idx_* LabError when they are damaged."""
+    if info(name).bundled:
+        return bundled_mnist()
+    files = download.local_files(name)
+    if files is None:
+        raise LabError("error.dataset_not_downloaded", name=name, mb=round(info(name).download_bytes / 1e6))
+    return _load(name, tuple(files[f] for f in download.FILES))
 
 
-def normalise(images: np.ndarray) -> torch.Tensor:
+_LOADED: dict[str, tuple[tuple, Digits]] = {}  # name -> (files' path, size, mtime; the arrays read from them)
+_LOAD_LOCK = threading.Lock()  # one read at a time: two sessions asking at once share one 55 MB copy
+
+
+def _load(name: str, paths: tuple[Path, ...]) -> Digits:
+    """The files' arrays, read once per process, and again only when the files change (a new download)."""
+    with _LOAD_LOCK:
+        try:
+            signature = tuple((str(p), s.st_size, s.st_mtime_ns) for p in paths for s in [p.stat()])
+            if name in _LOADED and _LOADED[name][0] == signature:
+                return _LOADED[name][1]
+            _LOADED.pop(name, None)
+            loaded = _read(name, paths)
+        except FileNotFoundError:  # removed since local_files looked
+            raise LabError("error.dataset_not_downloaded", name=name,
+                           mb=round(info(name).download_bytes / 1e6)) from None
+        _LOADED[name] = signature, loaded
+        return loaded
+
+
+def _read(name: str, paths: tuple[Path, ...]) -> Digits:
+    """Read and cross-check the four IDX files (train images, labels, test images, labels)."""
+    train_images, train_labels, test_images, test_labels = (read_idx(p, ndim=3 if "images" in p.name else 1)
+                                                            for p in paths)
+    for images, labels, image_path, label_path in ((train_images, train_labels, paths[0], paths[1]),
+                                                   (test_images, test_labels, paths[2], paths[3])):
+        if images.shape[1:] != (SIDE, SIDE):
+            raise LabError("error.idx_shape", file=image_path.name, shape="×".join(map(str, images.shape)))
+        if len(labels) and labels.max() > 9:
+            raise LabError("error.idx_labels", file=label_path.name, value=int(labels.max()))
+        if len(images) != len(labels):
+            raise LabError("error.idx_count", file=label_path.name, images=len(images), labels=len(labels))
+    return Digits(name, train_images, train_labels, test_images, test_labels)  # read-only: they view bytes
+
+
+def normalise(images: np.ndarray, stats: tuple[float, float] = MNIST_STATS) -> torch.Tensor:
     """uint8 (N, 28, 28) -> float (N, 1, 28, 28), scaled to [0, 1] then standardised as in training."""
     x = torch.tensor(images, dtype=torch.float32).div_(255.0)
-    return x.sub_(MNIST_MEAN).div_(MNIST_STD).unsqueeze(1)
+    return x.sub_(stats[0]).div_(stats[1]).unsqueeze(1)
 
 
 @dataclass(frozen=True)
 class TensorDigits:
+    """Images stay uint8 (N, 1, 28, 28): as float, 70k images are 220 MB in every worker process, so the
+    trainer normalises each minibatch as it draws it (`normalise`), the same arithmetic as `normalise()`."""
+
     train_x: torch.Tensor
     train_y: torch.Tensor
     test_x: torch.Tensor
     test_y: torch.Tensor
+    stats: tuple[float, float] = MNIST_STATS
+
+    def normalise(self, x: torch.Tensor) -> torch.Tensor:
+        """uint8 images drawn from train_x/test_x -> float32, standardised (a new tensor)."""
+        return x.to(torch.float32, copy=True).div_(255.0).sub_(self.stats[0]).div_(self.stats[1])
+
+
+_TENSORS: dict[str, tuple[Digits, TensorDigits]] = {}
 
 
 def tensors(name: str = "mnist-5k") -> TensorDigits:
-    """The dataset as ready-to-train tensors, built once per process; workers only index into them."""
-    return _tensors(name)
-
-
-@cache
-def _tensors(name: str) -> TensorDigits:
+    """The dataset as ready-to-index tensors, built once per process (per load of its files); workers only
+    index into them."""
     d = digits(name)
-    return TensorDigits(normalise(d.train_images), torch.from_numpy(d.train_labels.astype(np.int64)),
-                        normalise(d.test_images), torch.from_numpy(d.test_labels.astype(np.int64)))
+    made = _TENSORS.get(name)
+    if made is None or made[0] is not d:
+        made = _TENSORS[name] = d, _tensors(d)
+    return made[1]
+
+
+def _tensors(d: Digits) -> TensorDigits:
+
+    def shared(a: np.ndarray) -> torch.Tensor:
+        with warnings.catch_warnings():  # the arrays are read-only, and nothing ever writes these tensors
+            warnings.simplefilter("ignore", UserWarning)
+            return torch.from_numpy(a)  # no copy: the Digits arrays and the tensors are the same memory
+
+    return TensorDigits(shared(d.train_images).unsqueeze(1), torch.from_numpy(d.train_labels.astype(np.int64)),
+                        shared(d.test_images).unsqueeze(1), torch.from_numpy(d.test_labels.astype(np.int64)),
+                        d.stats)

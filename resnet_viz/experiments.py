@@ -14,7 +14,7 @@ from torch import nn
 
 from .blocks import ResidualBlock
 from .config import SWEEP_DEPTHS, SWEEP_SEEDS, SWEEP_TRAIN, ModelSpec, TrainSpec
-from .data import normalise, tensors
+from .data import MNIST_STATS, normalise, tensors
 from .engine import Job
 from .trainer import build_nets
 
@@ -119,12 +119,13 @@ def _shape_preserving(block) -> bool:
     return conv.stride == (1, 1) and conv.in_channels == block.F.convs[1].out_channels
 
 
-def lesion(net, images: np.ndarray, labels: np.ndarray, on_progress=None, cancelled=_never) -> np.ndarray:
+def lesion(net, images: np.ndarray, labels: np.ndarray, on_progress=None, cancelled=_never,
+           stats: tuple[float, float] = MNIST_STATS) -> np.ndarray:
     """Test accuracy with each block deleted in turn (Veit et al.): a residual block keeps its skip path, a
     plain block becomes the identity where its input and output shapes match (NaN where they do not).
     Works on a copy: the model itself is never touched. Returns (blocks,) accuracies."""
     work = copy.deepcopy(net).eval()
-    x = normalise(images).contiguous(memory_format=torch.channels_last)
+    x = normalise(images, stats).contiguous(memory_format=torch.channels_last)
     y = torch.tensor(labels, dtype=torch.int64)
     stages = [(stage.blocks if hasattr(stage, "blocks") else stage) for stage in work.stages]
     slots = [(seq, i) for seq in stages for i in range(len(seq))]
@@ -152,8 +153,8 @@ def _accuracy(net, x, y, chunk: int = 500) -> float:
     return right / len(x)
 
 
-def accuracy(net, images: np.ndarray, labels: np.ndarray) -> float:
-    x = normalise(images).contiguous(memory_format=torch.channels_last)
+def accuracy(net, images: np.ndarray, labels: np.ndarray, stats: tuple[float, float] = MNIST_STATS) -> float:
+    x = normalise(images, stats).contiguous(memory_format=torch.channels_last)
     return _accuracy(net.eval(), x, torch.tensor(labels, dtype=torch.int64))
 
 
@@ -182,7 +183,7 @@ def filter_normalised_direction(net, generator: torch.Generator) -> list[torch.T
 
 def _landscape_data(n: int = LANDSCAPE_IMAGES):
     data = tensors()
-    return data.train_x[:n].contiguous(memory_format=torch.channels_last), data.train_y[:n]
+    return data.normalise(data.train_x[:n]).contiguous(memory_format=torch.channels_last), data.train_y[:n]
 
 
 def _loss_at(work, weights, x, y) -> float:

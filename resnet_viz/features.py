@@ -7,7 +7,7 @@ import numpy as np
 import torch
 
 from .blocks import ResidualBlock
-from .data import normalise
+from .data import MNIST_STATS, normalise
 
 # Hooks belong to the module, and one model may be shown to several viewers of a session at once: one at a
 # time (a pass over one digit takes milliseconds).
@@ -30,8 +30,8 @@ class BlockMaps:
         return float(self.output.std())
 
 
-def block_maps(net, digit: np.ndarray) -> list[BlockMaps]:
-    """Every block's maps for one (28, 28) uint8 digit, input to output."""
+def block_maps(net, digit: np.ndarray, stats: tuple[float, float] = MNIST_STATS) -> list[BlockMaps]:
+    """Every block's maps for one (28, 28) uint8 digit, input to output (`stats`: the training (mean, std))."""
     blocks = net.blocks()
     outputs, paths = {}, {}
 
@@ -42,7 +42,7 @@ def block_maps(net, digit: np.ndarray) -> list[BlockMaps]:
         return lambda residual, identity: paths.__setitem__(
             name, (residual[0].float().numpy().copy(), identity[0].float().numpy().copy()))
 
-    x = normalise(digit[None]).contiguous(memory_format=torch.channels_last)
+    x = normalise(digit[None], stats).contiguous(memory_format=torch.channels_last)
     with _LOCK, torch.inference_mode():
         hooks = [block.register_forward_hook(keep_output(name)) for name, block in blocks]
         residual_blocks = [(name, b) for name, b in blocks if isinstance(b, ResidualBlock)]

@@ -8,14 +8,15 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .data import normalise
+from .data import MNIST_STATS, normalise
 
 CHUNK = 250  # test images per forward pass: bounded memory, and the UI stays responsive between chunks
 
 
-def probabilities(nets, digit: np.ndarray) -> np.ndarray:
-    """(models, 10) class probabilities for one (28, 28) uint8 digit; a row of NaN for a diverged model."""
-    x = normalise(digit[None]).contiguous(memory_format=torch.channels_last)
+def probabilities(nets, digit: np.ndarray, stats: tuple[float, float] = MNIST_STATS) -> np.ndarray:
+    """(models, 10) class probabilities for one (28, 28) uint8 digit; a row of NaN for a diverged model.
+    `stats`: the (mean, std) the models were trained with (`digits(dataset).stats`)."""
+    x = normalise(digit[None], stats).contiguous(memory_format=torch.channels_last)
     with torch.inference_mode():
         rows = [torch.softmax(net.eval()(x)[0], 0) for net in nets]
     return torch.stack(rows).numpy().astype(np.float64)
@@ -47,13 +48,14 @@ class Evaluation:
         return m
 
 
-def evaluate(net, images: np.ndarray, labels: np.ndarray) -> Evaluation:
-    """Classify uint8 (N, 28, 28) images; diverged weights give prediction -1 (never right)."""
+def evaluate(net, images: np.ndarray, labels: np.ndarray, stats: tuple[float, float] = MNIST_STATS) -> Evaluation:
+    """Classify uint8 (N, 28, 28) images, normalised with `stats` as in training; diverged weights give
+    prediction -1 (never right)."""
     predicted, confidence = [], []
     with torch.inference_mode():
         net.eval()
         for i in range(0, len(images), CHUNK):
-            x = normalise(images[i:i + CHUNK]).contiguous(memory_format=torch.channels_last)
+            x = normalise(images[i:i + CHUNK], stats).contiguous(memory_format=torch.channels_last)
             p = torch.softmax(net(x), 1)
             conf, pred = p.max(1)
             pred[~torch.isfinite(conf)] = -1

@@ -13,7 +13,7 @@ def test_probes_match_direct_computation():
     net = build_model(ModelSpec(depth=14, learn_alpha=True))
     probes = Probes(net)
     d = tensors()
-    x, y = d.train_x[:32], d.train_y[:32]
+    x, y = d.normalise(d.train_x[:32]), d.train_y[:32]
     outputs, paths = {}, {}
     hooks = [b.register_forward_hook(lambda m, i, o, name=name: outputs.__setitem__(name, o.detach().clone()))
              for name, b in net.blocks()]

@@ -1,0 +1,62 @@
+"""The page's URL as a share link, and classroom mode.
+
+On a session's first run the URL's settings (share.from_params) are read into the session: the language and
+classroom mode at once, the Lab settings when the Lab draws. From then on the Lab writes its current settings
+back into the URL, so the address bar is always a link to what is on screen.
+"""
+import os
+from urllib.parse import urlencode
+
+import streamlit as st
+
+from ..share import Shared, from_params, to_params
+from .text import t
+
+CLASSROOM_ENV = "RESNET_LAB_CLASSROOM"  # "1": every session is in classroom mode, and cannot leave it
+CLASSROOM_MAX_STEPS = 500  # keeps the queue moving when 30 students press Train
+
+
+def read_once(datasets=("mnist-5k",)) -> None:
+    if "_link" in st.session_state:
+        return
+    params = {key: st.query_params.get_all(key) for key in st.query_params}
+    shared = from_params(params, datasets)
+    st.session_state["_link"] = shared
+    st.session_state["_link_problems"] = list(shared.problems)
+    if shared.lang:
+        st.session_state["lang"] = shared.lang
+    if shared.classroom is not None:
+        st.session_state["classroom"] = shared.classroom
+
+
+def shared() -> Shared:
+    return st.session_state.get("_link") or Shared()
+
+
+def forced_classroom() -> bool:
+    return os.environ.get(CLASSROOM_ENV, "") == "1"
+
+
+def classroom() -> bool:
+    return forced_classroom() or bool(st.session_state.get("classroom", False))
+
+
+def classroom_toggle() -> None:
+    if forced_classroom():
+        st.sidebar.toggle(t("classroom.toggle"), value=True, disabled=True, help=t("classroom.forced_help"))
+    else:
+        st.sidebar.toggle(t("classroom.toggle"), key="classroom", help=t("classroom.help"))
+
+
+def show_problems() -> None:
+    """The link's bad parameters, once, where the settings they meant to change are."""
+    for problem in st.session_state.pop("_link_problems", []):
+        st.warning(problem.text(st.session_state.get("lang", "en")), icon=":material/link_off:")
+
+
+def write(preset: str, train, models, dataset: str = "mnist-5k") -> str:
+    """Put the current settings into the address bar; returns the full link."""
+    params = to_params(preset, train, models, st.session_state.get("lang", "en"), classroom(), dataset)
+    st.query_params.from_dict(params)  # replaces the URL in place: no rerun, no new history entry
+    base = (st.context.url or "").rstrip("/")
+    return f"{base}/?{urlencode(params, doseq=True, safe=':,')}"
