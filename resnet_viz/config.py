@@ -16,6 +16,8 @@ SHORTCUTS = ("A", "B")  # A: identity + zero-padding (same params as plain); B: 
 INITS = ("he", "default")  # he: Kaiming normal (fan_out), as torchvision; default: PyTorch's own
 STEM_STRIDES = (1, 2)
 OPTIMIZERS = ("sgd", "adam")
+DEVICES = ("auto", "cpu", "cuda", "mps")  # auto: CUDA, else Apple MPS, else CPU
+LR_MILESTONES = (0.5, 0.75)  # He et al. divide the lr by 10 at 32k and 48k of 64k iterations: 50 % and 75 %
 SCALES = ("block", "channel")  # one alpha/beta per block, or one per channel of the block
 SCALE_RANGE = (-5.0, 5.0)  # start values of alpha and beta
 CSP_RANGE = (0.1, 0.9)  # share of a stage's channels that go through its blocks
@@ -112,6 +114,8 @@ class TrainSpec:
     seed: int = 0
     eval_every: int = 30  # steps between test-set evaluations (and one at the end)
     eval_size: int = 500  # test digits used per evaluation; a fixed subset keeps it quick
+    lr_decay: float = 1.0  # gamma: the lr is multiplied by it at each of LR_MILESTONES (1 = constant lr)
+    device: str = "auto"
 
     def __post_init__(self):
         _check(isinstance(self.steps, int) and 1 <= self.steps <= 100_000, "error.steps", value=self.steps)
@@ -129,6 +133,8 @@ class TrainSpec:
                value=self.eval_every)
         _check(isinstance(self.eval_size, int) and 10 <= self.eval_size, "error.eval_size",
                value=self.eval_size)
+        _check(_finite(self.lr_decay) and 0 < self.lr_decay <= 1, "error.lr_decay", value=self.lr_decay)
+        _check(self.device in DEVICES, "error.device", value=self.device, choices=", ".join(DEVICES))
 
 
 def _finite(x) -> bool:
@@ -194,4 +200,4 @@ def spec_from_dict(cls, data: dict):
 
 __all__ = ["ModelSpec", "TrainSpec", "Preset", "PRESETS", "DEFAULT_PRESET", "check_models", "replace",
            "spec_dict", "spec_from_dict", "VALID_DEPTHS", "WIDTHS", "SHORTCUTS", "INITS", "STEM_STRIDES",
-           "OPTIMIZERS", "MAX_MODELS", "LabError", "SWEEP_DEPTHS", "SWEEP_SEEDS", "SWEEP_TRAIN"]
+           "OPTIMIZERS", "DEVICES", "MAX_MODELS", "LabError", "SWEEP_DEPTHS", "SWEEP_SEEDS", "SWEEP_TRAIN"]

@@ -25,20 +25,21 @@ class Probes:
         self._weights = [p for _, p in model.weight_layers()]
         self._residual = [b for b in blocks if isinstance(b, ResidualBlock)]
         n = len(blocks)
+        device = next(model.parameters()).device  # slots live beside the activations (out= needs that)
         # Each hook reduces its sample at once, writing straight into its own slot (out=): no lists, no
         # stacking, nothing kept alive, one vectorised pass in read(). (std_mean cost ~170 us a call here,
         # ~5% of a res-56 step; a sum and a norm ~12 us. Keeping views for one batched reduction later was
         # slower: held activations cannot be reused by the allocator.)
-        self._sums = torch.full((2, n), math.nan)  # per block: sum(x), ||x||
-        self._counts = torch.zeros(n)  # elements per sample, fixed per block: set on the first call
-        self._norms = torch.full((2, n), math.nan)  # per residual block: ||alpha F(x)||, ||beta x||
+        self._sums = torch.full((2, n), math.nan, device=device)  # per block: sum(x), ||x||
+        self._counts = torch.zeros(n, device=device)  # elements per sample, fixed per block: set on the first call
+        self._norms = torch.full((2, n), math.nan, device=device)  # per residual block: ||alpha F(x)||, ||beta x||
         self.active = True
         self._hooks = [block.register_forward_hook(self._record(i)) for i, block in enumerate(blocks)]
         slot = {id(b): i for i, b in enumerate(blocks)}
         for b in self._residual:
             b.observer = self._observe(slot[id(b)])
         # alpha (row 0) and beta (row 1) per block, NaN for plain blocks; only learnable ones change
-        self._scales = torch.full((2, n), math.nan)
+        self._scales = torch.full((2, n), math.nan, device=device)
         self._learned = []
         for b in self._residual:
             for row, scale in enumerate((b.alpha, b.beta)):
@@ -74,7 +75,7 @@ class Probes:
         ratio = self._norms[0] / self._norms[1].clamp_min(1e-12)
         for row, (slot, weight) in self._learned:  # fixed scales were read once, at the start
             self._scales[row, slot] = weight.detach().mean()
-        out = torch.cat((grad_norms, mean, std, ratio, self._scales.reshape(-1)))
+        out = torch.cat((grad_norms, mean, std, ratio, self._scales.reshape(-1))).cpu()  # one host copy
         self._sums.fill_(math.nan)
         self._norms.fill_(math.nan)
         return out

@@ -13,7 +13,7 @@ from dataclasses import dataclass, fields
 import torch
 import torch.nn.functional as nnf
 
-from .config import ModelSpec, TrainSpec
+from .config import LR_MILESTONES, ModelSpec, TrainSpec
 from .data import tensors
 from .models import CifarResNet, build_model
 from .probes import Probes
@@ -115,7 +115,7 @@ def _train(nets, probes, spec: TrainSpec, records, control: Control, data, on_st
     opts = [_optimizer(net, spec) for net in nets]
     order = torch.Generator().manual_seed(spec.seed)
     perm, cursor = torch.randperm(len(data.train_y), generator=order), 0
-    test_x = data.test_x[:spec.eval_size].contiguous(memory_format=torch.channels_last)
+    test_x = data.normalise(data.test_x[:spec.eval_size]).contiguous(memory_format=torch.channels_last)
     test_y = data.test_y[:spec.eval_size]
     clock = time.perf_counter()
     for step in range(spec.steps):
@@ -127,7 +127,7 @@ def _train(nets, probes, spec: TrainSpec, records, control: Control, data, on_st
             perm, cursor = torch.randperm(len(data.train_y), generator=order), 0
         idx = perm[cursor:cursor + spec.batch_size]
         cursor += spec.batch_size
-        x = data.train_x[idx].contiguous(memory_format=torch.channels_last)
+        x = data.normalise(data.train_x[idx]).contiguous(memory_format=torch.channels_last)  # uint8 until here
         y = data.train_y[idx]
         lr = lr_at(step, spec)
         for net, opt, probe, rec in zip(nets, opts, probes, records):
@@ -207,11 +207,12 @@ def _optimizer(net, spec: TrainSpec) -> torch.optim.Optimizer:
 
 
 def lr_at(step: int, spec: TrainSpec) -> float:
-    """Linear warm-up from lr/10 over warmup_steps, then constant (runs here are far shorter than an epoch
-    schedule would need)."""
+    """Linear warm-up from lr/10 over warmup_steps, then the lr times gamma (lr_decay) for each milestone
+    passed (He et al.'s step schedule, scaled to the run's length)."""
     if step < spec.warmup_steps:
         return spec.lr * (0.1 + 0.9 * step / spec.warmup_steps)
-    return spec.lr
+    passed = sum(step >= int(m * spec.steps) for m in LR_MILESTONES)
+    return spec.lr * spec.lr_decay ** passed
 
 
 def worker_main(models, flats, spec, records, control, dataset, threads, conn) -> None:

@@ -73,6 +73,10 @@ def test_model_spec_rejects_long_name():
     ("seed", -1, "error.seed"),
     ("eval_every", 0, "error.eval_every"),
     ("eval_size", 5, "error.eval_size"),
+    ("lr_decay", 0, "error.lr_decay"),
+    ("lr_decay", 1.5, "error.lr_decay"),
+    ("lr_decay", math.nan, "error.lr_decay"),
+    ("device", "tpu", "error.device"),
 ])
 def test_train_spec_rejects(field, value, key):
     with pytest.raises(LabError) as exc_info:
@@ -88,7 +92,8 @@ def test_warmup_longer_than_steps_rejected():
 
 
 @pytest.mark.parametrize("kw", [dict(lr=10), dict(lr=1e-6), dict(momentum=0), dict(batch_size=1024),
-                                dict(steps=1), dict(optimizer="adam"), dict(eval_size=10)])
+                                dict(steps=1), dict(optimizer="adam"), dict(eval_size=10),
+                                dict(lr_decay=1.0), dict(lr_decay=0.01), dict(device="cpu")])
 def test_train_spec_accepts_boundaries(kw):
     spec = TrainSpec(**kw)
     for k, v in kw.items():

@@ -156,6 +156,12 @@ def test_lr_warmup_schedule():
     assert _lr_at(0, TrainSpec(lr=0.3)) == pytest.approx(0.3)
 
 
+def test_lr_decay_gamma_at_half_and_three_quarters():
+    spec = TrainSpec(lr=1.0, steps=100, lr_decay=0.1)
+    assert [_lr_at(s, spec) for s in (0, 49, 50, 74, 75, 99)] == pytest.approx([1, 1, 0.1, 0.1, 0.01, 0.01])
+    assert _lr_at(99, TrainSpec(lr=0.5, steps=100)) == 0.5  # gamma 1: constant
+
+
 def test_divergent_model_is_marked_and_others_go_on():
     # A residual net without batch norm under He init doubles its signal variance every block: at depth 56
     # the first loss is in the hundreds and the first update sends it to NaN, even at a modest lr.
