@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from .config import ModelSpec, TrainSpec, check_models
-from .i18n import tr
+from .i18n import LabError, tr
 from .models import count_params, forward_flops, spec_params
 from .trainer import Control, Record, build_nets, evaluations, train_lockstep, worker_main
 from .weights import share_weights
@@ -243,11 +243,37 @@ class Job:
             self._records.append(Record.empty(train.steps, len(layers), len(blocks), evaluations(train))
                                  .share_memory_())
 
+    @classmethod
+    def reopen(cls, saved, queue: WorkerQueue = QUEUE) -> "Job":
+        """A finished job from a saved run (runfile.read_run): its records, weights and state as saved."""
+        job = cls(saved.models, saved.train, queue=queue, dataset=saved.dataset)
+        job._load(saved)
+        return job
+
+    def _load(self, saved) -> None:
+        n = saved.step
+        for i, (rec, arrays, net, weights) in enumerate(zip(self._records, saved.arrays, self.nets,
+                                                            saved.state_dicts)):
+            for key, values in arrays.items():
+                target = getattr(rec, key)
+                rows = n if key not in ("eval_step", "test_loss", "test_acc") else values.shape[0]
+                if values.shape[1:] != target.shape[1:] or values.shape[0] != rows or rows > target.shape[0]:
+                    raise LabError("error.run_file", detail=f"model {i} {key}: shape {values.shape} does not fit")
+                target[:rows] = torch.from_numpy(np.ascontiguousarray(values)).to(target.dtype)
+            rec.counts[0], rec.counts[1] = arrays["eval_step"].shape[0], saved.diverged_steps[i]
+            try:
+                net.load_state_dict(weights)  # copies into the shared buffers the pages read
+            except (RuntimeError, ValueError) as e:
+                raise LabError("error.run_file", detail=f"model {i}: {str(e)[:200]}") from None
+        self._control[Control.STEP] = n
+        self._control.elapsed[0] = saved.elapsed
+        self._state = saved.state
+
     # ---- control (any thread) -------------------------------------------------------------------
     def start(self, paused: bool = False) -> "Job":
         with self._lock:
-            if self._thread is not None:
-                return self  # pressing Train twice does not start a second worker
+            if self._thread is not None or self._state != "idle":
+                return self  # pressing Train twice does not start a second worker; a reopened run stays
             self._control[Control.PAUSED] = int(paused)
             self._state = "queued"
             self._thread = threading.Thread(target=self._manage, name="resnet-lab-job", daemon=True)

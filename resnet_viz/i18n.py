@@ -31,7 +31,9 @@ class LabError(ValueError):
 
     def __init__(self, key: str, **params):
         self.key, self.params = key, params
-        super().__init__(tr(DEFAULT_LANGUAGE, key, **params))
+        super().__init__(self.text(DEFAULT_LANGUAGE))
 
     def text(self, lang: str) -> str:
-        return tr(lang, self.key, **self.params)
+        # A parameter may itself be a LabError (the reason a file was refused): it speaks the same language.
+        return tr(lang, self.key, **{k: (v.text(lang) if isinstance(v, LabError) else v)
+                                     for k, v in self.params.items()})

@@ -213,6 +213,30 @@ def grad_ratio_figure(views: Sequence[ModelView], t: Text) -> go.Figure:
     return _figure(traces, layout, t("chart.ratio_fl_title"), height=340)
 
 
+def lab_figures(views: Sequence[ModelView], t: Text, log_y: bool = True, smoothing: float = 0.6) -> dict:
+    """The Lab page's charts by file name, in page order (the ones a run has nothing to show for left out):
+    the page draws these, and an exported run carries them as PNGs."""
+    figures = {"loss": loss_figure(views, t, log_y, smoothing), "accuracy": accuracy_figure(views, t, smoothing),
+               "grad_norms": grad_heatmap_figure(views, t), "grad_first_last": grad_ratio_figure(views, t),
+               "alpha_beta": scale_figure(views, t), "residual_ratio": ratio_heatmap_figure(views, t)}
+    return {name: fig for name, fig in figures.items() if fig is not None}
+
+
+def figure_pngs(figures: dict, width: int = 1100, scale: float = 2) -> dict[str, bytes]:
+    """PNG pictures of plotly figures, drawn by kaleido in a headless Chrome (one browser for all of them,
+    ~9 s for six here). Empty when there is no Chrome to draw with: the export then goes without them."""
+    import tempfile
+    from pathlib import Path
+    try:
+        import plotly.io as pio
+        with tempfile.TemporaryDirectory() as tmp:
+            paths = [Path(tmp) / f"{name}.png" for name in figures]
+            pio.write_images(list(figures.values()), paths, format="png", width=width, scale=scale)
+            return {p.stem: p.read_bytes() for p in paths}
+    except Exception:  # kaleido missing, no Chrome, or Chrome failed to start: the charts stay in the app
+        return {}
+
+
 def summary_rows(views: Sequence[ModelView], t: Text) -> list[dict]:
     rows = []
     for v in views:
