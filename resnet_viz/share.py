@@ -57,7 +57,8 @@ def model_text(spec: ModelSpec) -> str:
     if spec.name == spec.default_name():
         values["name"] = ""
     # A name may hold "," or ":": percent-quoted inside the value, so the split below stays simple.
-    return ",".join(f"{k}:{quote(_text(v), safe=' ')}" for k, v in values.items() if v != default[k])
+    return ",".join(f"{k}:{quote(_text(v), safe=' ')}" for k, v in values.items()
+                    if v != default[k] or k == "depth")  # depth always: never an empty value
 
 
 def _text(v) -> str:
@@ -130,7 +131,12 @@ def _parse(text: str, kind):
             return float(text)
         return text
     except (KeyError, ValueError, OverflowError):
-        raise LabError("error.url_value", value=text[:40]) from None
+        raise LabError("error.url_value", value=_shown(text)) from None
+
+
+def _shown(text: str) -> str:
+    """A bad value as the message quotes it: short, and unable to leave its `code` span (no link, no HTML)."""
+    return text[:40].replace("`", "'").replace("\n", " ")
 
 
 def _models(values, problems: list) -> tuple[ModelSpec, ...] | None:
@@ -154,7 +160,7 @@ def _models(values, problems: list) -> tuple[ModelSpec, ...] | None:
                 key, sep, value = part.partition(":")
                 key = key.strip()
                 if not sep or key not in kinds:
-                    raise LabError("error.url_value", value=part[:40])
+                    raise LabError("error.url_value", value=_shown(part))
                 row[key] = _parse(unquote(value.strip()), kinds[key])
             specs.append(spec_from_dict(ModelSpec, row))
         return check_models(specs)

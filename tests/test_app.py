@@ -159,22 +159,34 @@ def test_presets_train_and_draw_their_architecture(preset, models, chart, diagra
     assert chart in [c.key for c in at.get("plotly_chart")]
 
 
-def test_second_session_waits_in_the_queue_then_trains():
+def test_sessions_wait_in_the_queue_and_stop_while_queued():
     from resnet_viz.engine import QUEUE
     assert QUEUE.slots == 1  # 2 cores: one trainer at a time (RESNET_LAB_WORKERS unset)
-    first, second = new_app(), new_app()
+    first, second, third = new_app(), new_app(), new_app()
     first.number_input[0].set_value(2000)
     button(first, "Train").click()
     first.run()
     run_until(first, lambda a: "Training" in a.get("progress")[0].proto.text if a.get("progress") else False)
-    second.number_input[0].set_value(10)
-    button(second, "Train").click()
-    second.run()
+    for at in (second, third):
+        at.number_input[0].set_value(10)
+        button(at, "Train").click()
+        at.run()
     run_until(second, lambda a: any("number 1 in the queue" in i.value for i in a.info), 20)
+    run_until(third, lambda a: any("number 2 in the queue" in i.value for i in a.info), 20)
+    # Train twice: the button is disabled while queued (and Job.start ignores a second call: test_engine).
+    assert button(third, "Train").disabled and not button(third, "Stop").disabled
+    # Stop while queued: the wait ends at once, nothing trained, and the others keep their places.
+    button(third, "Stop").click()
+    third.run()
+    run_until(third, lambda a: not button(a, "Train").disabled, 20)
+    assert "Stopped · step 0/10" in third.get("progress")[0].proto.text
+    # (Switching the language mid-run is checked in a real browser: test_browser.py.)
     button(first, "Stop").click()
     first.run()
-    run_until(second, lambda a: not button(a, "Train").disabled and len(summary(a)) == 4, 90)
-    assert "Done" in second.get("progress")[0].proto.text
+    run_until(second, lambda a: len(summary(a)) == 4 and "Done" in a.get("progress")[0].proto.text, 90)
+    assert "step 10/10" in second.get("progress")[0].proto.text
+    first.run()
+    assert len(summary(first)) == 4 and "Stopped" in first.get("progress")[0].proto.text, "stopping keeps the run"
 
 
 def test_a_diverging_model_is_marked_and_the_others_go_on():

@@ -118,8 +118,12 @@ def test_train_shows_live_charts_without_errors(page):
         assert time.monotonic() < deadline, "progress did not advance"
         time.sleep(0.5)
     assert page.locator("[data-testid=stPlotlyChart]").count() >= 3
-    # The run finishes by itself, and the Train button comes back.
-    page.wait_for_function("() => document.body.innerText.includes('Done · step 20/20')", timeout=120_000)
+    # The language switched mid-run: the page speaks Chinese and the run goes on to the end by itself.
+    page.get_by_text("简体中文").click()
+    page.wait_for_function("() => document.body.innerText.includes('训练中 · 第')", timeout=30_000)
+    page.wait_for_function("() => document.body.innerText.includes('完成 · 第 20/20 步')", timeout=120_000)
+    page.get_by_text("English").click()
+    page.wait_for_function("() => document.body.innerText.includes('Done · step 20/20')", timeout=30_000)
     page.wait_for_selector(IDLE)
     expect(page.get_by_role("button", name="Train")).to_be_enabled(timeout=30_000)
     table = page.locator("[data-testid=stDataFrame]").last.inner_text()

@@ -9,6 +9,7 @@ from ..reference import REFERENCE_STEPS
 from ..config import SWEEP_DEPTHS, SWEEP_SEEDS, SWEEP_TRAIN, VALID_DEPTHS, replace
 from ..experiments import read_sweep_csv, sweep_summary
 from ..tasks import Task
+from .link import classroom
 from .session import HEARTBEAT_TIMEOUT, job_holder, live_interval, rerun_when_finished, task_holder
 from .text import t
 
@@ -92,6 +93,9 @@ def sweep_tab() -> None:
         st.plotly_chart(xp.sweep_figure(sweep_summary(rows), t, metric), key="sweep_ref", config=CONFIG)
         st.caption(t("exp.sweep_ref_caption", depths=", ".join(map(str, SWEEP_DEPTHS)), seeds=len(SWEEP_SEEDS),
                      steps=SWEEP_TRAIN.steps))
+    if classroom():  # 36 nets from scratch: minutes of the shared server's cores, per student
+        st.caption(t("classroom.sweep_off"))
+        return
     with st.expander(t("exp.recompute"), icon=":material/refresh:"):
         c1, c2, c3 = st.columns(3)
         depths = c1.multiselect(t("exp.depths"), [d for d in VALID_DEPTHS if d <= 110], default=list(SWEEP_DEPTHS),

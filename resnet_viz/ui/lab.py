@@ -5,10 +5,13 @@ once while a background thread warms the workers up (session.workers_warmed_up).
 """
 import streamlit as st
 
-from ..config import (CSP_FUSIONS, CSP_RANGE, DEFAULT_PRESET, INITS, MAX_MODELS, PRESETS, SCALE_RANGE, SCALES,
-                      SHORTCUTS, STEM_STRIDES, VALID_DEPTHS, WIDTHS, LabError, ModelSpec, TrainSpec, check_models,
-                      spec_dict, spec_from_dict)
+from ..config import (CSP_FUSIONS, CSP_RANGE, DEVICES, INITS, MAX_MODELS, PRESETS, SCALE_RANGE,
+                      SCALES, SHORTCUTS, STEM_STRIDES, VALID_DEPTHS, WIDTHS, LabError, ModelSpec, TrainSpec,
+                      check_models, replace, spec_dict, spec_from_dict)
 from ..diagram import architecture_dot
+from . import link
+from .link import CLASSROOM_MAX_STEPS
+from .saving import save_and_share
 from .session import HEARTBEAT_TIMEOUT, job_holder, workers_warmed_up
 from .text import lang, t
 
@@ -20,12 +23,21 @@ FLOATS, BOOLS, INTS = ("width", "alpha", "beta", "csp"), ("skip", "batch_norm", 
 
 # ---- settings ---------------------------------------------------------------------------------------------
 
+BASIC_COLUMNS = ("name", "skip", "depth", "alpha", "beta", "csp")  # what classroom mode shows
+
+
+def spec_rows(models) -> list[dict]:
+    """Editor rows; a derived name is left empty so it follows the row's settings."""
+    return [{k: (spec_dict(m)[k] if k != "name" else ("" if m.name == m.default_name() else m.name))
+             for k in MODEL_COLUMNS} for m in models]
+
+
 def preset_rows(preset: str) -> list[dict]:
-    return [{k: (spec_dict(m)[k] if k != "name" else "") for k in MODEL_COLUMNS} for m in PRESETS[preset].models]
+    return spec_rows(PRESETS[preset].models)
 
 
-def model_editor(preset: str) -> list[dict]:
-    st.caption(t("lab.models_help", n=MAX_MODELS))
+def model_editor(preset: str, linked_models=None, simple: bool = False) -> list[dict]:
+    st.caption(t("lab.models_help", n=MAX_MODELS) + (" " + t("classroom.models_note") if simple else ""))
     config = {
         "name": st.column_config.TextColumn(t("col.name"), help=t("col.name_help"), max_chars=24),
         "skip": st.column_config.CheckboxColumn(t("col.skip"), help=t("col.skip_help"), default=True),
@@ -58,8 +70,11 @@ def model_editor(preset: str) -> list[dict]:
     }
     # A new key per preset (and per reset) gives the editor fresh rows instead of the user's old edits.
     version = st.session_state.get("editor_version", 0)
-    return st.data_editor(preset_rows(preset), column_config=config, num_rows="dynamic", hide_index=True,
-                          key=f"models_{preset}_{version}", width="stretch")
+    rows = spec_rows(linked_models) if linked_models else preset_rows(preset)
+    # Classroom mode hides the advanced columns; their values (the preset's) still apply.
+    return st.data_editor(rows, column_config=config, num_rows="dynamic", hide_index=True,
+                          column_order=BASIC_COLUMNS if simple else None,
+                          key=f"models_{preset}_{version}{'_link' if linked_models else ''}", width="stretch")
 
 
 def parse_models(rows: list[dict]) -> tuple[list[ModelSpec], list[str]]:
@@ -84,18 +99,27 @@ def parse_models(rows: list[dict]) -> tuple[list[ModelSpec], list[str]]:
     return specs, errors
 
 
-def train_settings(preset: str) -> tuple[TrainSpec | None, str | None]:
-    base = PRESETS[preset].train
+BATCH_SIZES = (16, 32, 64, 128, 256)
+
+
+def train_settings(base: TrainSpec, simple: bool = False) -> tuple[TrainSpec | None, str | None]:
+    """The training settings in the sidebar, starting from `base` (the preset's, or a link's). Classroom mode
+    shows steps and learning rate only, and caps the steps so a class's queue keeps moving."""
     side = st.sidebar
     side.subheader(t("lab.training"))
-    kw = dict(
-        steps=side.number_input(t("set.steps"), 10, 5000, base.steps, 10, help=t("set.steps_help")),
-        batch_size=side.select_slider(t("set.batch_size"), [16, 32, 64, 128, 256], base.batch_size,
-                                      help=t("set.batch_size_help")),
-        optimizer=side.selectbox(t("set.optimizer"), ["sgd", "adam"], ["sgd", "adam"].index(base.optimizer),
-                                 format_func=lambda o: t(f"set.optimizer.{o}")),
-        lr=side.number_input(t("set.lr"), 0.0001, 10.0, base.lr, 0.01, format="%.4f", help=t("set.lr_help")),
-    )
+    max_steps = CLASSROOM_MAX_STEPS if simple else 5000
+    kw = dict(steps=side.number_input(t("set.steps"), 10, max_steps, min(base.steps, max_steps), 10,
+                                      help=t("set.steps_help") + (" " + t("classroom.steps_note", n=max_steps)
+                                                                  if simple else "")))
+    if not simple:
+        kw.update(
+            batch_size=side.select_slider(t("set.batch_size"), BATCH_SIZES, _nearest(base.batch_size, BATCH_SIZES),
+                                          help=t("set.batch_size_help")),
+            optimizer=side.selectbox(t("set.optimizer"), ["sgd", "adam"], ["sgd", "adam"].index(base.optimizer),
+                                     format_func=lambda o: t(f"set.optimizer.{o}")))
+    kw["lr"] = side.number_input(t("set.lr"), 0.0001, 10.0, base.lr, 0.01, format="%.4f", help=t("set.lr_help"))
+    if simple:
+        return _train_spec(base, kw)
     with side.expander(t("lab.more_settings")):
         kw.update(
             momentum=st.number_input(t("set.momentum"), 0.0, 0.99, base.momentum, 0.05, format="%.2f"),
@@ -106,11 +130,22 @@ def train_settings(preset: str) -> tuple[TrainSpec | None, str | None]:
             seed=st.number_input(t("set.seed"), 0, 2**31 - 1, base.seed, 1, help=t("set.seed_help")),
             eval_every=st.number_input(t("set.eval_every"), 1, 5000, base.eval_every, 5,
                                        help=t("set.eval_every_help")),
+            lr_decay=st.number_input(t("set.lr_decay"), 0.01, 1.0, base.lr_decay, 0.05, format="%.2f",
+                                     help=t("set.lr_decay_help")),
+            device=st.selectbox(t("set.device"), DEVICES, DEVICES.index(base.device), help=t("set.device_help")),
         )
+    return _train_spec(base, kw)
+
+
+def _nearest(value: int, choices) -> int:
+    return min(choices, key=lambda c: abs(c - value))
+
+
+def _train_spec(base: TrainSpec, values: dict) -> tuple[TrainSpec | None, str | None]:
     try:
-        return TrainSpec(**{k: (int(v) if isinstance(v, int) else v) for k, v in kw.items()}), None
+        return replace(base, **{k: (int(v) if isinstance(v, int) else v) for k, v in values.items()}), None
     except LabError as e:
-        return None, e.text(st.session_state.get("lang", "en"))
+        return None, e.text(lang())
 
 
 # ---- controls and the live panel ---------------------------------------------------------------------------
@@ -162,6 +197,10 @@ def status_line(snap) -> None:
             st.warning(t("msg.diverged", name=v.name, step=v.diverged_step))
 
 
+CHART_KEYS = {"loss": "loss_chart", "accuracy": "acc_chart", "grad_norms": "grad_chart",
+              "grad_first_last": "grad_ratio_chart", "alpha_beta": "scale_chart", "residual_ratio": "ratio_chart"}
+
+
 def live_panel() -> None:
     holder = job_holder()
     job = holder.job
@@ -171,6 +210,9 @@ def live_panel() -> None:
     job.touch()
     snap = job.snapshot()
     status_line(snap)
+    opened = st.session_state.get("_opened")
+    if opened and opened[0] == id(job):
+        st.caption(t("save.opened", name=opened[1]))
     views = snap.models
     if snap.step == 0:
         st.caption(t("lab.waiting_first_step"))
@@ -178,22 +220,25 @@ def live_panel() -> None:
         from .. import plots  # plotly: only once there is something to draw
         # While training, static charts: no hover layers to rebuild every second, so the browser leaves the
         # CPU to the model; once the run ends they become interactive (hover, zoom).
-        config = {"displaylogo": False, "staticPlot": not snap.finished}
+        figures = plots.lab_figures(views, t, log_y=st.session_state.get("log_y", True),
+                                    smoothing=st.session_state.get("smoothing", 0.6))
+
+        def chart(name, container=st):
+            # The camera button saves a PNG of the chart once the run has ended (static while training).
+            config = {"displaylogo": False, "staticPlot": not snap.finished,
+                      "toImageButtonOptions": {"format": "png", "filename": f"resnet-lab-{name}", "scale": 2}}
+            container.plotly_chart(figures[name], key=CHART_KEYS[name], config=config)
+
         c1, c2 = st.columns([1, 1])
-        c1.plotly_chart(plots.loss_figure(views, t, log_y=st.session_state.get("log_y", True),
-                                          smoothing=st.session_state.get("smoothing", 0.6)),
-                        key="loss_chart", config=config)
-        c2.plotly_chart(plots.accuracy_figure(views, t, smoothing=st.session_state.get("smoothing", 0.6)),
-                        key="acc_chart", config=config)
-        st.plotly_chart(plots.grad_heatmap_figure(views, t), key="grad_chart", config=config)
+        chart("loss", c1)
+        chart("accuracy", c2)
+        chart("grad_norms")
         st.caption(t("lab.grad_caption"))
-        st.plotly_chart(plots.grad_ratio_figure(views, t), key="grad_ratio_chart", config=config)
-        scales = plots.scale_figure(views, t)
-        if scales is not None:
-            st.plotly_chart(scales, key="scale_chart", config=config)
-        ratio = plots.ratio_heatmap_figure(views, t)
-        if ratio is not None:
-            st.plotly_chart(ratio, key="ratio_chart", config=config)
+        chart("grad_first_last")
+        if "alpha_beta" in figures:
+            chart("alpha_beta")
+        if "residual_ratio" in figures:
+            chart("residual_ratio")
             st.caption(t("lab.ratio_caption"))
         st.subheader(t("lab.summary"))
         st.dataframe(plots.summary_rows(views, t), hide_index=True, width="stretch")
@@ -224,19 +269,24 @@ def page() -> None:
     holder = job_holder()
     snap = holder.job.snapshot() if holder.job else None
     fresh = snap is None  # before the first run the page explains; afterwards the charts get the space
+    simple = link.classroom()
+    shared = link.shared()
     st.title(t("lab.title"))
     if fresh:
         st.markdown(t("lab.intro"))
+    link.show_problems()
     # One widget per language (a selectbox keeps its first labels), the choice carried across the switch.
-    chosen = st.session_state.get("preset_value", DEFAULT_PRESET)
+    chosen = st.session_state.get("preset_value", shared.preset)
     preset = st.selectbox(t("lab.preset"), list(PRESETS), index=list(PRESETS).index(chosen),
                           format_func=lambda k: t(f"{PRESETS[k].key}.title"), key=f"preset_{lang()}")
     st.session_state["preset_value"] = preset
     with st.expander(t("lab.look_for"), expanded=fresh):
         st.markdown(t(f"{PRESETS[preset].key}.explain"))
-    train, train_error = train_settings(preset)
+    from_link = preset == shared.preset  # a link's settings hold until another preset is picked
+    train, train_error = train_settings(shared.train if from_link and shared.train else PRESETS[preset].train,
+                                        simple)
     with st.expander(t("lab.models"), expanded=fresh, icon=":material/tune:"):
-        rows = model_editor(preset)
+        rows = model_editor(preset, shared.models if from_link else None, simple)
     specs, problems = parse_models(rows)
     if train_error:
         problems.append(train_error)
@@ -245,6 +295,8 @@ def page() -> None:
     if specs:
         architecture(specs)
     controls(holder, specs, train, problems)
+    share_url = link.write(preset, train, specs if not problems else None)
+    save_and_share(holder, share_url)
     chart_options()
     interval = None if snap is None or snap.finished else (1.0 if snap.active else 2.0)
     st.fragment(live_panel, run_every=interval)()
