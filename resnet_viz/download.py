@@ -12,6 +12,7 @@ already holds the Fashion-MNIST files; Debian's dataset-fashion-mnist package is
 import contextlib
 import logging
 import os
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,7 @@ Progress = Callable[[int, int], None]  # progress(done_bytes, total_bytes)
 
 CHUNK = 64 * 1024  # bytes per read: pooch's 1 KiB default means 26k Python iterations for one file
 TIMEOUT = 20  # seconds without data before a download counts as failed
+_FETCHING = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -131,6 +133,11 @@ def fetch(name: str, progress: Progress | None = None, registry: Registry | None
         registry = source.registry
     import pooch
 
+    with _FETCHING:  # two sessions asking at once: the second finds the first's files in the cache
+        return _retrieve(name, registry, progress, pooch)
+
+
+def _retrieve(name: str, registry: Registry, progress: Progress | None, pooch) -> dict[str, Path]:
     url, folder = base_url(name), cache_dir() / name
     total, done, paths = sum(size for _, size in registry.values()), 0, {}
     for file in FILES:

@@ -20,7 +20,9 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
+from . import device
 from .config import ModelSpec, TrainSpec, check_models
+from .data import digits
 from .i18n import LabError, tr
 from .models import count_params, forward_flops, spec_params
 from .trainer import Control, Record, build_nets, evaluations, train_lockstep, worker_main
@@ -214,6 +216,7 @@ class Job:
     def __init__(self, models, train: TrainSpec, queue: WorkerQueue = QUEUE, dataset: str = "mnist-5k",
                  heartbeat_timeout: float | None = None):
         self.models = check_models(models)
+        device.resolve(train.device)  # a missing GPU is the user's message now, not the worker's crash later
         self.train = train
         self.dataset = dataset
         self.heartbeat_timeout = heartbeat_timeout  # stop when nobody called touch() for this long
@@ -274,6 +277,7 @@ class Job:
         with self._lock:
             if self._thread is not None or self._state != "idle":
                 return self  # pressing Train twice does not start a second worker; a reopened run stays
+            digits(self.dataset)  # missing or damaged files: the user's message now, not a failed worker
             self._control[Control.PAUSED] = int(paused)
             self._state = "queued"
             self._thread = threading.Thread(target=self._manage, name="resnet-lab-job", daemon=True)

@@ -181,8 +181,8 @@ def filter_normalised_direction(net, generator: torch.Generator) -> list[torch.T
     return out
 
 
-def _landscape_data(n: int = LANDSCAPE_IMAGES):
-    data = tensors()
+def _landscape_data(n: int = LANDSCAPE_IMAGES, dataset: str = "mnist-5k"):
+    data = tensors(dataset)
     return data.normalise(data.train_x[:n]).contiguous(memory_format=torch.channels_last), data.train_y[:n]
 
 
@@ -195,7 +195,7 @@ def _loss_at(work, weights, x, y) -> float:
 
 
 def landscape_2d(net, resolution: int = 11, span: float = 1.0, seed: int = 0, on_progress=None,
-                 cancelled=_never) -> tuple[np.ndarray, np.ndarray]:
+                 cancelled=_never, dataset: str = "mnist-5k") -> tuple[np.ndarray, np.ndarray]:
     """Training loss on a resolution x resolution grid around the trained weights, theta + a*d1 + b*d2 for
     a, b in [-span, span], d1 and d2 filter-normalised random directions. Returns (coords, loss[b, a])."""
     if not 3 <= resolution <= 51:
@@ -204,7 +204,7 @@ def landscape_2d(net, resolution: int = 11, span: float = 1.0, seed: int = 0, on
     work = copy.deepcopy(net).eval()
     theta = [p.detach().clone() for p in _weights(work)]
     d1, d2 = filter_normalised_direction(work, gen), filter_normalised_direction(work, gen)
-    x, y = _landscape_data()
+    x, y = _landscape_data(dataset=dataset)
     coords = np.linspace(-span, span, resolution)
     loss = np.full((resolution, resolution), np.nan)
     for j, b in enumerate(coords):
@@ -217,14 +217,15 @@ def landscape_2d(net, resolution: int = 11, span: float = 1.0, seed: int = 0, on
     return coords, loss
 
 
-def interpolation_1d(start, end, points: int = 25, margin: float = 0.25, cancelled=_never):
+def interpolation_1d(start, end, points: int = 25, margin: float = 0.25, cancelled=_never,
+                     dataset: str = "mnist-5k"):
     """Training loss along the straight line from `start`'s weights (t = 0, the initialisation) to `end`'s
     (t = 1, trained), a little beyond both ends (Goodfellow et al.)."""
     work = copy.deepcopy(end).eval()
     state = [v for v in work.state_dict().values() if v.is_floating_point()]  # BN statistics move too
     w0 = [v.detach().clone() for v in start.state_dict().values() if v.is_floating_point()]
     w1 = [v.detach().clone() for v in state]
-    x, y = _landscape_data()
+    x, y = _landscape_data(dataset=dataset)
     ts = np.linspace(-margin, 1 + margin, points)
     loss = np.full(points, np.nan)
     for k, t in enumerate(ts):
@@ -245,14 +246,15 @@ def initial_nets(specs, seed: int):
 
 # ---- shattered gradients ---------------------------------------------------------------------------------
 
-def gradient_correlation(net, a: np.ndarray, b: np.ndarray, points: int = 128, max_lag: int = 32):
+def gradient_correlation(net, a: np.ndarray, b: np.ndarray, points: int = 128, max_lag: int = 32,
+                         stats: tuple[float, float] = MNIST_STATS):
     """Balduzzi et al.'s shattered gradients, on digits: walk a straight line of inputs from digit a to digit
     b, take the gradient of one output (the logit of the class the net gives a; a logit, not the loss, which
     saturates in a deep net at init) with respect to each input, and correlate gradients `lag` steps apart.
     Smooth (residual) nets keep neighbours correlated; deep plain nets decorrelate fast, like white noise.
     Returns (lags, mean correlation per lag)."""
     t = torch.linspace(0, 1, points).view(-1, 1, 1, 1)
-    xa, xb = normalise(a[None]), normalise(b[None])
+    xa, xb = normalise(a[None], stats), normalise(b[None], stats)
     x = ((1 - t) * xa + t * xb).contiguous(memory_format=torch.channels_last).requires_grad_(True)
     work = copy.deepcopy(net).eval()
     for p in work.parameters():

@@ -31,8 +31,11 @@ def _column_domains(n: int, gap: float) -> list[tuple[float, float]]:
     return [(max(0.0, round(i * (w + gap), 6)), min(1.0, round(i * (w + gap) + w, 6))) for i in range(n)]
 
 
-def probability_figure(names: Sequence[str], probs: np.ndarray, t: Text) -> go.Figure:
-    """One row of ten bars per model; the top class in the model's colour and named beside the model."""
+def probability_figure(names: Sequence[str], probs: np.ndarray, t: Text,
+                       classes: Sequence[str] | None = None) -> go.Figure:
+    """One row of ten bars per model; the top class in the model's colour and named beside the model.
+    `classes`: the class names (default the digits 0-9)."""
+    classes = list(classes) if classes is not None else [str(k) for k in range(10)]
     n = len(names)
     row, gap, margins = 90, 56, 90  # px: each row's bars, the room for its tick labels and the next label
     height = margins + n * row + (n - 1) * gap
@@ -45,12 +48,12 @@ def probability_figure(names: Sequence[str], probs: np.ndarray, t: Text) -> go.F
         colours = [colour(i) if k == top else GREY for k in range(10)]
         traces.append(dict(type="bar", x=list(range(10)), y=np.nan_to_num(p).astype(np.float32), xaxis=f"x{s}",
                            yaxis=f"y{s}", marker=dict(color=colours), name=name,
-                           hovertemplate=f"{name}: %{{x}} %{{y:.1%}}<extra></extra>"))
-        layout[f"xaxis{s}"] = dict(anchor=f"y{s}", tickvals=list(range(10)), range=[-0.6, 9.6],
+                           customdata=classes, hovertemplate=f"{name}: %{{customdata}} %{{y:.1%}}<extra></extra>"))
+        layout[f"xaxis{s}"] = dict(anchor=f"y{s}", tickvals=list(range(10)), ticktext=classes, range=[-0.6, 9.6],
                                    showticklabels=True, fixedrange=True)
         layout[f"yaxis{s}"] = dict(anchor=f"x{s}", domain=[lo, hi], range=[0, 1], tickformat=".0%",
                                    tickvals=[0, 0.5, 1], fixedrange=True)
-        label = (t("draw.top", name=name, digit=top, pct=100 * p[top]) if ok
+        label = (t("draw.top", name=name, digit=classes[top], pct=100 * p[top]) if ok
                  else t("draw.no_prediction", name=name))
         layout["annotations"].append(dict(text=label, x=0, y=hi, xref="paper", yref="paper", xanchor="left",
                                           yanchor="bottom", showarrow=False, font=dict(size=14)))
@@ -135,10 +138,11 @@ def layer_gradient_figure(views: Sequence[ModelView], steps: Sequence[int], t: T
     return _figure(traces, layout, title, height=380)
 
 
-def confusion_figure(matrix: np.ndarray, t: Text, title: str) -> go.Figure:
+def confusion_figure(matrix: np.ndarray, t: Text, title: str, classes: Sequence[str] | None = None) -> go.Figure:
     """Counts, true class down, predicted across. Mistakes in shades of red that top out at the largest
     mistake (so they show up instead of drowning under the diagonal); the diagonal in one quiet green; counts
     written in, empty cells left blank."""
+    ticks = dict(tickvals=list(range(10)), ticktext=list(classes) if classes is not None else list(map(str, range(10))))
     diagonal = np.eye(10, dtype=bool)
     cap = max(1, int(matrix[~diagonal].max(initial=0)))
     z = np.where(diagonal, -1, matrix).astype(np.float32)  # -1: the green end of the scale
@@ -148,8 +152,7 @@ def confusion_figure(matrix: np.ndarray, t: Text, title: str) -> go.Figure:
     trace = dict(type="heatmap", z=z, x=list(range(10)), y=list(range(10)), zmin=-1, zmax=cap, colorscale=scale,
                  text=np.where(diagonal | (matrix > 0), matrix.astype(str), ""), texttemplate="%{text}",
                  customdata=matrix, showscale=False, xgap=1, ygap=1, hovertemplate=t("errors.confusion_hover"))
-    layout = dict(xaxis=dict(title=dict(text=t("errors.predicted")), tickvals=list(range(10)), constrain="domain",
-                             showgrid=False),
-                  yaxis=dict(title=dict(text=t("errors.true")), tickvals=list(range(10)), autorange="reversed",
+    layout = dict(xaxis=dict(title=dict(text=t("errors.predicted")), **ticks, constrain="domain", showgrid=False),
+                  yaxis=dict(title=dict(text=t("errors.true")), **ticks, autorange="reversed",
                              scaleanchor="x", constrain="domain", showgrid=False), hovermode="closest")
     return _figure([trace], layout, title, height=460)

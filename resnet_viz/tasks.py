@@ -11,7 +11,7 @@ import torch
 
 from . import experiments as E
 from .config import ModelSpec
-from .data import bundled_mnist
+from .data import digits
 from .engine import QUEUE, WORKER_NAME, WorkerQueue, _context, threads_per_worker
 from .trainer import build_nets
 
@@ -30,12 +30,13 @@ def _run(kind: str, params: dict, specs, flats, seed: int, progress: torch.Tenso
         return E.sweep(params["depths"], params["seeds"], params["train"], on_row=lambda r: send(("row", r)),
                        on_progress=on_progress, cancelled=cancelled)
     nets = build_nets(specs, seed, flats)  # the session's models, their latest weights
-    d = bundled_mnist()
+    dataset = params.get("dataset", "mnist-5k")  # the one they were trained on
+    d = digits(dataset)
     out = {}
     if kind == "lesion":
         for i, (spec, net) in enumerate(zip(specs, nets)):
-            out[spec.name] = (E.accuracy(net, d.test_images, d.test_labels),
-                              E.lesion(net, d.test_images, d.test_labels, cancelled=cancelled))
+            out[spec.name] = (E.accuracy(net, d.test_images, d.test_labels, d.stats),
+                              E.lesion(net, d.test_images, d.test_labels, cancelled=cancelled, stats=d.stats))
             on_progress(i + 1, len(nets))
     elif kind == "landscape":
         res, chosen = params["resolution"], params["models"]
@@ -43,7 +44,7 @@ def _run(kind: str, params: dict, specs, flats, seed: int, progress: torch.Tenso
         total = len(nets) + len(chosen) * res * res
         done = 0
         for spec, net, start in zip(specs, nets, starts):
-            ts, loss = E.interpolation_1d(start, net, cancelled=cancelled)
+            ts, loss = E.interpolation_1d(start, net, cancelled=cancelled, dataset=dataset)
             out[("1d", spec.name)] = (ts, loss)
             done += 1
             on_progress(done, total)
@@ -51,14 +52,15 @@ def _run(kind: str, params: dict, specs, flats, seed: int, progress: torch.Tenso
             if spec.name in chosen:
                 base = done
                 out[("2d", spec.name)] = E.landscape_2d(
-                    net, res, on_progress=lambda k, n: on_progress(base + k, total), cancelled=cancelled)
+                    net, res, on_progress=lambda k, n: on_progress(base + k, total), cancelled=cancelled,
+                    dataset=dataset)
                 done += res * res
     elif kind == "shattered":
         a, b = (d.test_images[i] for i in params.get("pair", (0, 1)))
         starts = E.initial_nets(specs, seed)
         for i, (spec, net, start) in enumerate(zip(specs, nets, starts)):
-            out[("init", spec.name)] = E.gradient_correlation(start, a, b)
-            out[("trained", spec.name)] = E.gradient_correlation(net, a, b)
+            out[("init", spec.name)] = E.gradient_correlation(start, a, b, stats=d.stats)
+            out[("trained", spec.name)] = E.gradient_correlation(net, a, b, stats=d.stats)
             on_progress(i + 1, len(nets))
     else:
         raise ValueError(kind)
@@ -110,6 +112,8 @@ class Task:
         if kind != "sweep" and job is None:
             raise ValueError("this experiment needs a session's trained models")
         self.kind, self.params = kind, dict(params or {})
+        if job is not None:
+            self.params.setdefault("dataset", job.dataset)
         self._specs: list[ModelSpec] = list(job.models) if job is not None else []
         self._flats = list(job._flats) if job is not None else []
         self._seed = job.train.seed if job is not None else 0

@@ -5,6 +5,7 @@ import streamlit as st
 
 from .. import inside_plots
 from ..data import digits
+from ..datasets import info
 from ..features import block_maps, mosaic, upscale
 from ..i18n import LabError
 from ..inference import probabilities
@@ -27,13 +28,17 @@ def choose_input(dataset: str) -> np.ndarray | None:
     source = st.segmented_control(t("draw.source"), SOURCES, default="draw", key="draw_source",
                                   format_func=lambda s: t(f"draw.source.{s}"))
     if source == "test":
-        test = digits(dataset)
+        try:
+            test = digits(dataset)
+        except LabError as e:  # a reopened run trained on a dataset this server does not have
+            st.error(e.text(lang()))
+            return None
         c1, c2 = st.columns([2, 1])
         index = c1.number_input(t("draw.test_index"), 0, len(test.test_labels) - 1, key="draw_test_index")
         if c2.button(t("draw.random"), icon=":material/casino:", width="stretch"):
             st.session_state["draw_test_index"] = int(np.random.default_rng().integers(len(test.test_labels)))
             st.rerun()
-        st.caption(t("draw.test_label", label=int(test.test_labels[index])))
+        st.caption(t("draw.test_label", label=test.class_names(lang())[int(test.test_labels[index])]))
         return test.test_images[int(index)]
     if source == "upload":
         file = st.file_uploader(t("draw.upload"), type=["png", "jpg", "jpeg"], key="draw_upload",
@@ -76,9 +81,10 @@ def predictions() -> None:
         return
     job.touch()
     snap = job.snapshot()
-    probs = probabilities(job.nets, digit)
+    data = info(job.dataset)
+    probs = probabilities(job.nets, digit, stats=data.stats)
     names = [v.name for v in snap.models]
-    st.plotly_chart(inside_plots.probability_figure(names, probs, t), key="prob_chart",
+    st.plotly_chart(inside_plots.probability_figure(names, probs, t, data.class_names(lang())), key="prob_chart",
                     config={"displaylogo": False, "staticPlot": True})
     st.caption(t("draw.weights_at", step=snap.step, steps=snap.steps) if snap.step else t("draw.untrained"))
     rerun_when_finished(job, "_draw_busy")
@@ -107,7 +113,8 @@ def feature_maps(job, digit: np.ndarray) -> None:
     shared = c3.radio(t("draw.scale"), ("layer", "shared"), format_func=lambda k: t(f"draw.scale.{k}"),
                       horizontal=True, key="maps_scale") == "shared"
     chosen = [left, right] if left != right else [left]
-    maps = {i: block_maps(job.nets[i], digit) for i in chosen}
+    stats = info(job.dataset).stats
+    maps = {i: block_maps(job.nets[i], digit, stats=stats) for i in chosen}
     n_blocks = max(len(m) for m in maps.values())
     block = st.slider(t("draw.block"), 1, n_blocks, min(n_blocks, st.session_state.get("maps_block", 1)),
                       key="maps_block", help=t("draw.block_help")) if n_blocks > 1 else 1
@@ -134,7 +141,7 @@ def feature_maps(job, digit: np.ndarray) -> None:
     st.plotly_chart(fig, key="maps_chart", config={"displaylogo": False})
     entries = []
     for i, spec in enumerate(specs):
-        m = maps[i] if i in maps else block_maps(job.nets[i], digit)
+        m = maps[i] if i in maps else block_maps(job.nets[i], digit, stats=stats)
         entries.append((names[i], spec.skip, np.array([x.mean for x in m]), np.array([x.std for x in m])))
     st.plotly_chart(inside_plots.activation_figure(entries, t), key="act_chart", config={"displaylogo": False})
     st.caption(t("draw.act_help"))

@@ -4,10 +4,11 @@ import streamlit as st
 from .. import inside_plots
 from ..data import digits
 from ..features import upscale
+from ..i18n import LabError
 from ..inference import evaluate
 from .nav import link_to_lab
 from .session import job_holder
-from .text import t
+from .text import lang, t
 
 PAGE = 40  # wrong digits shown at a time
 
@@ -20,7 +21,7 @@ def evaluated(job, step: int) -> list:
     if cache is None or cache[0] != key:
         test = digits(job.dataset)
         with st.spinner(t("errors.evaluating")):
-            results = [evaluate(net, test.test_images, test.test_labels) for net in job.nets]
+            results = [evaluate(net, test.test_images, test.test_labels, stats=test.stats) for net in job.nets]
         cache = st.session_state["_errors"] = (key, results)
     return cache[1]
 
@@ -44,8 +45,13 @@ def page() -> None:
         if c2.button(t("errors.refresh"), icon=":material/refresh:", width="stretch"):
             shown = snap.step
     st.session_state["_errors_step"] = (id(job), shown)
-    results = evaluated(job, shown)
-    test = digits(job.dataset)
+    try:
+        results = evaluated(job, shown)
+        test = digits(job.dataset)
+    except LabError as e:  # a reopened run trained on a dataset this server does not have
+        st.error(e.text(lang()))
+        return
+    classes = test.class_names(lang())
     names = [v.name for v in snap.models]
     st.caption(t("errors.intro", n=len(test.test_labels), step=shown))
     st.dataframe([{t("table.model"): name, t("errors.accuracy"): f"{100 * r.accuracy:.1f}%",
@@ -55,7 +61,8 @@ def page() -> None:
                       key="errors_model")
     r = results[chosen]
     left, right = st.columns([1, 1.3], gap="large")
-    left.plotly_chart(inside_plots.confusion_figure(r.confusion(), t, t("errors.confusion_title", name=names[chosen])),
+    left.plotly_chart(inside_plots.confusion_figure(r.confusion(), t, t("errors.confusion_title", name=names[chosen]),
+                                                    classes),
                       key="confusion", config={"displaylogo": False})
     with right:
         wrong = r.wrong()
@@ -66,7 +73,7 @@ def page() -> None:
         pages = (len(wrong) + PAGE - 1) // PAGE
         page_no = st.number_input(t("errors.page", pages=pages), 1, pages, 1, key="errors_page") if pages > 1 else 1
         shown_idx = wrong[(page_no - 1) * PAGE:page_no * PAGE]
-        captions = [t("errors.caption", true=int(r.labels[i]), pred=int(r.predicted[i]) if r.predicted[i] >= 0
-                      else "–", pct=100 * r.confidence[i]) for i in shown_idx]
+        captions = [t("errors.caption", true=classes[int(r.labels[i])], pred=classes[int(r.predicted[i])]
+                      if r.predicted[i] >= 0 else "–", pct=100 * r.confidence[i]) for i in shown_idx]
         st.image([upscale(test.test_images[i], 3) for i in shown_idx], caption=captions, width=84)
         st.caption(t("errors.order"))

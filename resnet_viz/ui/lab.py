@@ -11,6 +11,7 @@ from ..config import (CSP_FUSIONS, CSP_RANGE, DEVICES, INITS, MAX_MODELS, PRESET
 from ..diagram import architecture_dot
 from . import link
 from .link import CLASSROOM_MAX_STEPS
+from .dataset import dataset_picker
 from .saving import save_and_share
 from .session import HEARTBEAT_TIMEOUT, job_holder, workers_warmed_up
 from .text import lang, t
@@ -150,7 +151,7 @@ def _train_spec(base: TrainSpec, values: dict) -> tuple[TrainSpec | None, str | 
 
 # ---- controls and the live panel ---------------------------------------------------------------------------
 
-def controls(holder, specs, train, problems) -> None:
+def controls(holder, specs, train, problems, dataset: str = "mnist-5k") -> None:
     job = holder.job
     snap = job.snapshot() if job else None
     busy = snap is not None and not snap.finished
@@ -160,7 +161,12 @@ def controls(holder, specs, train, problems) -> None:
                       disabled=busy or bool(problems),
                       help=t("btn.train_help") if not busy else t("btn.train_busy")):
         from ..engine import Job
-        holder.replace(Job(specs, train, heartbeat_timeout=HEARTBEAT_TIMEOUT).start())
+        try:
+            job = Job(specs, train, dataset=dataset, heartbeat_timeout=HEARTBEAT_TIMEOUT).start()
+        except LabError as e:  # a GPU this server lacks, a damaged dataset: say so, keep the current run
+            st.error(e.text(lang()))
+            return
+        holder.replace(job)
         st.rerun()
     if paused:
         if c_pause.button(t("btn.resume"), icon=":material/play_arrow:", width="stretch"):
@@ -283,19 +289,19 @@ def page() -> None:
     with st.expander(t("lab.look_for"), expanded=fresh):
         st.markdown(t(f"{PRESETS[preset].key}.explain"))
     from_link = preset == shared.preset  # a link's settings hold until another preset is picked
+    dataset, data_problem = dataset_picker(shared.dataset)
     train, train_error = train_settings(shared.train if from_link and shared.train else PRESETS[preset].train,
                                         simple)
     with st.expander(t("lab.models"), expanded=fresh, icon=":material/tune:"):
         rows = model_editor(preset, shared.models if from_link else None, simple)
-    specs, problems = parse_models(rows)
-    if train_error:
-        problems.append(train_error)
+    specs, model_problems = parse_models(rows)
+    problems = model_problems + [p for p in (train_error, data_problem) if p]
     for p in problems:
         st.error(p)
     if specs:
         architecture(specs)
-    controls(holder, specs, train, problems)
-    share_url = link.write(preset, train, specs if not problems else None)
+    controls(holder, specs, train, problems, dataset)
+    share_url = link.write(preset, train, specs if not model_problems else None, dataset)
     save_and_share(holder, share_url)
     chart_options()
     interval = None if snap is None or snap.finished else (1.0 if snap.active else 2.0)

@@ -9,6 +9,7 @@ from urllib.parse import urlencode
 
 import streamlit as st
 
+from ..datasets import DATASETS
 from ..share import Shared, from_params, to_params
 from .text import t
 
@@ -16,11 +17,11 @@ CLASSROOM_ENV = "RESNET_LAB_CLASSROOM"  # "1": every session is in classroom mod
 CLASSROOM_MAX_STEPS = 500  # keeps the queue moving when 30 students press Train
 
 
-def read_once(datasets=("mnist-5k",)) -> None:
+def read_once() -> None:
     if "_link" in st.session_state:
         return
     params = {key: st.query_params.get_all(key) for key in st.query_params}
-    shared = from_params(params, datasets)
+    shared = from_params(params, tuple(DATASETS))
     st.session_state["_link"] = shared
     st.session_state["_link_problems"] = list(shared.problems)
     if shared.lang:
