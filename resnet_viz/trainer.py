@@ -13,6 +13,7 @@ from dataclasses import dataclass, fields
 import torch
 import torch.nn.functional as nnf
 
+from . import device
 from .config import LR_MILESTONES, ModelSpec, TrainSpec
 from .data import tensors
 from .models import CifarResNet, build_model
@@ -100,23 +101,29 @@ def build_nets(models: list[ModelSpec], seed: int, flats: list[torch.Tensor] | N
 
 def train_lockstep(nets: list[CifarResNet], spec: TrainSpec, records: list[Record], control: Control,
                    dataset: str = "mnist-5k", on_step=None) -> str:
-    """Train until done or stopped; returns "done" or "stopped". Never touches anything but its arguments."""
-    probes = [Probes(net) for net in nets]
+    """Train until done or stopped; returns "done" or "stopped". Never touches anything but its arguments.
+    On a GPU (spec.device) it trains copies there and publishes their weights into `nets` as it goes."""
+    target = device.resolve(spec.device)
+    work = device.on_device(nets, target)
+    probes = [Probes(net) for net in work]
     try:
-        return _train(nets, probes, spec, records, control, tensors(dataset), on_step)
+        return _train(work, probes, spec, records, control, tensors(dataset), on_step,
+                      publish=lambda: device.publish(work, nets))
     finally:  # the nets live on (the server draws digits through them); their probes must not
         for probe in probes:
             probe.remove()
+        device.publish(work, nets)
         for net in nets:
             net.eval()
 
 
-def _train(nets, probes, spec: TrainSpec, records, control: Control, data, on_step) -> str:
+def _train(nets, probes, spec: TrainSpec, records, control: Control, data, on_step, publish) -> str:
     opts = [_optimizer(net, spec) for net in nets]
+    where = next(nets[0].parameters()).device
     order = torch.Generator().manual_seed(spec.seed)
     perm, cursor = torch.randperm(len(data.train_y), generator=order), 0
-    test_x = data.normalise(data.test_x[:spec.eval_size]).contiguous(memory_format=torch.channels_last)
-    test_y = data.test_y[:spec.eval_size]
+    test_x = data.normalise(data.test_x[:spec.eval_size]).to(where).contiguous(memory_format=torch.channels_last)
+    test_y = data.test_y[:spec.eval_size].to(where)
     clock = time.perf_counter()
     for step in range(spec.steps):
         control.elapsed[0] += time.perf_counter() - clock
@@ -127,8 +134,8 @@ def _train(nets, probes, spec: TrainSpec, records, control: Control, data, on_st
             perm, cursor = torch.randperm(len(data.train_y), generator=order), 0
         idx = perm[cursor:cursor + spec.batch_size]
         cursor += spec.batch_size
-        x = data.normalise(data.train_x[idx]).contiguous(memory_format=torch.channels_last)  # uint8 until here
-        y = data.train_y[idx]
+        x = data.normalise(data.train_x[idx]).to(where).contiguous(memory_format=torch.channels_last)  # uint8 till here
+        y = data.train_y[idx].to(where)
         lr = lr_at(step, spec)
         for net, opt, probe, rec in zip(nets, opts, probes, records):
             if rec.diverged_step < 0:
@@ -137,6 +144,8 @@ def _train(nets, probes, spec: TrainSpec, records, control: Control, data, on_st
                 _train_step(step, net, opt, probe, rec, x, y)
         if (step + 1) % spec.eval_every == 0 or step + 1 == spec.steps:
             _evaluate(step + 1, nets, probes, records, test_x, test_y)
+        if where.type != "cpu" and (step + 1) % device.PUBLISH_EVERY == 0:
+            publish()
         control[Control.STEP] = step + 1
         if on_step is not None:
             on_step(step + 1, [float(r.train_loss[step]) for r in records])
@@ -179,7 +188,7 @@ def _train_step(step, net, opt, probe, rec: Record, x, y) -> None:
     per_block = readout[n_layers:].reshape(5, n_blocks)
     for target, values in zip((rec.act_mean, rec.act_std, rec.ratio, rec.alpha, rec.beta), per_block):
         target[step] = values
-    rec.train_acc[step] = (logits.argmax(1) == y).float().mean()
+    rec.train_acc[step] = (logits.argmax(1) == y).float().mean().item()
     rec.seconds[step] = time.perf_counter() - t0
     rec.train_loss[step] = loss_value  # written last: a finite loss marks the step as complete
 
@@ -193,8 +202,8 @@ def _evaluate(step, nets, probes, records, x, y) -> None:
         with torch.inference_mode():
             logits = net(x)
             i = int(rec.counts[0])
-            rec.test_loss[i] = nnf.cross_entropy(logits, y)
-            rec.test_acc[i] = (logits.argmax(1) == y).float().mean()
+            rec.test_loss[i] = nnf.cross_entropy(logits, y).item()
+            rec.test_acc[i] = (logits.argmax(1) == y).float().mean().item()
             rec.eval_step[i] = step
         rec.counts[0] = i + 1
         probe.active = True

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 
-def _float_tensors(model: nn.Module):
+def float_tensors(model: nn.Module):
     """(module, name, is_parameter, tensor) for every floating-point parameter and buffer, in a fixed order."""
     for module in model.modules():
         for name, p in module._parameters.items():
@@ -25,7 +25,7 @@ def _float_tensors(model: nn.Module):
 
 
 def flat_size(model: nn.Module) -> int:
-    return sum(t.numel() for *_, t in _float_tensors(model))
+    return sum(t.numel() for *_, t in float_tensors(model))
 
 
 def share_weights(model: nn.Module) -> torch.Tensor:
@@ -42,7 +42,7 @@ def bind_weights(model: nn.Module, flat: torch.Tensor, copy: bool = False) -> nn
         raise ValueError(f"buffer has {flat.numel()} values, the model needs {flat_size(model)}")
     offset = 0
     with torch.no_grad():
-        for module, name, is_param, t in _float_tensors(model):
+        for module, name, is_param, t in float_tensors(model):
             view = flat.as_strided(t.shape, t.stride(), offset)
             if copy:
                 view.copy_(t)

@@ -1,0 +1,48 @@
+"""The device setting: CPU everywhere, CUDA or MPS where present; the server's models get the GPU's weights."""
+import pytest
+import torch
+
+from resnet_viz import device
+from resnet_viz.config import LabError, ModelSpec, TrainSpec
+from resnet_viz.engine import Job, WorkerQueue
+
+
+def test_auto_picks_the_best_available_and_cpu_is_always_there():
+    assert device.available()[-1] == "cpu"
+    assert device.resolve("auto").type == device.available()[0]
+    assert device.resolve("cpu").type == "cpu"
+
+
+@pytest.mark.parametrize("name", ["cuda", "mps"])
+def test_a_missing_device_is_a_clear_error_before_anything_starts(name):
+    if name in device.available():
+        pytest.skip(f"this machine has {name}")
+    with pytest.raises(LabError) as e:
+        Job([ModelSpec(depth=8)], TrainSpec(steps=2, device=name), queue=WorkerQueue(1))
+    assert e.value.key == "error.device_unavailable" and name in e.value.text("en")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU here")
+@pytest.mark.parametrize("background", [False, True])
+def test_training_on_cuda_publishes_the_weights_to_the_server_models(background):
+    spec = TrainSpec(steps=25, eval_every=10, device="cuda")
+    job = Job([ModelSpec(depth=8, skip=False), ModelSpec(depth=20)], spec, queue=WorkerQueue(1))
+    before = [p.detach().clone() for p in job.nets[1].parameters()]
+    if background:
+        job.start()
+        assert job.join(300)
+        snap = job.snapshot()
+    else:
+        snap = job.run_blocking()
+    assert snap.state == "done", snap.error
+    for v in snap.models:
+        assert torch.isfinite(torch.from_numpy(v.train_loss)).all() and v.test_acc.size == 3
+    after = list(job.nets[1].parameters())
+    assert all(p.device.type == "cpu" for p in after)
+    assert any(not torch.equal(a, b) for a, b in zip(before, after)), "the server's model never saw training"
+    # The published weights are the trained ones: the CPU model scores what the worker recorded at the end.
+    from resnet_viz.data import bundled_mnist
+    from resnet_viz.inference import evaluate
+    d = bundled_mnist()
+    acc = evaluate(job.nets[1], d.test_images[:spec.eval_size], d.test_labels[:spec.eval_size]).accuracy
+    assert acc == pytest.approx(snap.models[1].test_acc[-1], abs=0.01)
