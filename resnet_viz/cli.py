@@ -4,11 +4,10 @@ Bad flags or values exit with status 2 and one line on stderr, never a traceback
 with status 1, likewise.
 """
 import argparse
-import csv
 import json
 import sys
 import time
-from dataclasses import asdict, replace
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
@@ -87,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--dataset", choices=DATASET_NAMES, default="mnist-5k",
                        help="default %(default)s (bundled); the others must be downloaded first (see download)")
     train.add_argument("--out", type=Path, required=True, help="folder for metrics.csv, grad_norms.csv, "
-                                                               "summary.json and PNG plots")
+                       "metrics.json, summary.json, PNG plots and run.zip (open it in the app)")
     train.add_argument("--quiet", action="store_true", help="no progress lines")
 
     sweep = sub.add_parser("sweep", help=t("cli.sweep_help"))
@@ -130,6 +129,7 @@ def cmd_train(args) -> int:
     from .data import digits
     from .engine import Job
     from .plots import save_curves_png, save_grad_norms_png
+    from .runfile import run_bytes, run_files, summary
 
     preset = PRESETS[args.preset]
     overrides = {k: getattr(args, k) for k in TrainSpec.__dataclass_fields__ if getattr(args, k, None) is not None}
@@ -151,71 +151,20 @@ def cmd_train(args) -> int:
     if snap.state == "failed":
         print(f"python -m resnet_viz: error: training failed: {snap.error}", file=sys.stderr)
         return 1
-    write_run(snap, args.out)
+    files = run_files(snap, args.dataset)
+    for name in ("metrics.csv", "grad_norms.csv", "metrics.json"):
+        (args.out / name).write_bytes(files[name])
+    (args.out / "summary.json").write_text(json.dumps(summary(snap), indent=2))
     save_curves_png(snap.models, args.out / "curves.png", t)
     save_grad_norms_png(snap.models, args.out / "grad_norms.png", t)
+    charts = {name: (args.out / f"{name}.png").read_bytes() for name in ("curves", "grad_norms")}
+    (args.out / "run.zip").write_bytes(run_bytes(snap, job.nets, args.dataset, charts))  # opens in the app
     for v in snap.models:
         if v.diverged:
             print(t("msg.diverged", name=v.name, step=v.diverged_step), file=sys.stderr)
-    print(f"wrote {args.out}/metrics.csv, grad_norms.csv, summary.json, curves.png, grad_norms.png "
-          f"in {time.perf_counter() - started:.0f} s", file=sys.stderr)
+    print(f"wrote {args.out}/metrics.csv, grad_norms.csv, metrics.json, summary.json, curves.png, grad_norms.png, "
+          f"run.zip in {time.perf_counter() - started:.0f} s", file=sys.stderr)
     return 0
-
-
-def summary(snap) -> dict:
-    models = []
-    for v in snap.models:
-        models.append({
-            "name": v.name, "skip": v.spec.skip, "depth": v.spec.depth, "params": v.params, "flops": v.flops,
-            "final_train_loss": _num(v.final_train_loss()),
-            "train_acc": _num(v.final_train_acc()),
-            "test_acc": _num(float(v.test_acc[-1]) if v.test_acc.size else float("nan")),
-            "diverged": v.diverged, "diverged_step": v.diverged_step if v.diverged else None,
-            "seconds": round(float(v.seconds.sum()), 3), "spec": asdict(v.spec),
-            "csp": v.spec.csp, "csp_fusion": v.spec.csp_fusion if v.spec.csp else None,
-            "final_alpha": _last_row(v.alpha), "final_beta": _last_row(v.beta),
-        })
-    return {"train": asdict(snap.train), "steps_done": snap.step, "wall_seconds": round(snap.elapsed, 3),
-            "models": models}
-
-
-def _last_row(values) -> list | None:
-    """alpha or beta of every block after the last trained step (None for plain nets)."""
-    import numpy as np
-    rows = values[np.isfinite(values).all(axis=1)] if values.size else values
-    return [round(float(x), 6) for x in rows[-1]] if len(rows) else None
-
-
-def _num(x: float):
-    """JSON has no NaN: a value that never became a number is null."""
-    return None if x != x or x in (float("inf"), float("-inf")) else round(x, 6)
-
-
-def write_run(snap, out: Path) -> None:
-    with open(out / "metrics.csv", "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["model", "step", "train_loss", "train_acc", "test_loss", "test_acc", "seconds"])
-        for v in snap.models:
-            tests = {int(s): (loss, a) for s, loss, a in zip(v.eval_step, v.test_loss, v.test_acc)}
-            for i, step in enumerate(v.step):
-                tl, ta = tests.get(int(step), ("", ""))
-                w.writerow([v.name, int(step), _cell(v.train_loss[i]), _cell(v.train_acc[i]), _cell(tl),
-                            _cell(ta), f"{v.seconds[i]:.5f}"])
-    with open(out / "grad_norms.csv", "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["model", "step", "layer_index", "layer", "grad_norm"])
-        for v in snap.models:
-            for i, step in enumerate(v.step):
-                for j, layer in enumerate(v.layer_names):
-                    w.writerow([v.name, int(step), j + 1, layer, _cell(v.grad_norm[i, j])])
-    (out / "summary.json").write_text(json.dumps(summary(snap), indent=2))
-
-
-def _cell(x) -> str:
-    if x == "":
-        return ""
-    x = float(x)
-    return "" if x != x else f"{x:.6g}"
 
 
 def _make_folder(path: Path) -> bool:

@@ -31,6 +31,10 @@ def test_train_writes_metrics_plots_and_summary(tmp_path):
     assert summary["models"][0]["params"] == summary["models"][1]["params"]  # option A: same parameters
     rows = list(csv.DictReader(open(out / "metrics.csv")))
     assert len(rows) == 2 * 12
+    # run.zip is the same run, ready to open in the app
+    from resnet_viz.runfile import read_run
+    saved = read_run((out / "run.zip").read_bytes())
+    assert [m.name for m in saved.models] == ["plain-8", "res8"] and saved.step == 12 and saved.state == "done"
     tested = [r for r in rows if r["test_acc"]]
     assert [int(r["step"]) for r in tested if r["model"] == "res8"] == [5, 10, 12]
     grads = list(csv.DictReader(open(out / "grad_norms.csv")))
