@@ -10,7 +10,6 @@ import torch
 from torch import nn
 
 from .i18n import LabError
-from .weights import float_tensors
 
 PUBLISH_EVERY = 10  # steps; one copy of every weight tensor, ~1 ms a model on a GPU
 
@@ -43,9 +42,8 @@ def on_device(nets: list[nn.Module], device: torch.device) -> list[nn.Module]:
 
 @torch.no_grad()
 def publish(sources: list[nn.Module], targets: list[nn.Module]) -> None:
-    """Copy the trained copies' weights into the CPU models, in place (a no-op when they are the same)."""
+    """Copy the trained copies' weights and buffers into the CPU models, in place (load_state_dict copies into
+    the existing tensors, so the shared buffers stay shared); a no-op when they are the same models."""
     for src, dst in zip(sources, targets):
-        if src is dst:
-            continue
-        for (*_, a), (*_, b) in zip(float_tensors(dst), float_tensors(src)):
-            a.copy_(b)
+        if src is not dst:
+            dst.load_state_dict(src.state_dict())

@@ -108,7 +108,7 @@ def train_lockstep(nets: list[CifarResNet], spec: TrainSpec, records: list[Recor
     probes = [Probes(net) for net in work]
     try:
         return _train(work, probes, spec, records, control, tensors(dataset), on_step,
-                      publish=lambda: device.publish(work, nets))
+                      publish=None if work is nets else lambda: device.publish(work, nets))
     finally:  # the nets live on (the server draws digits through them); their probes must not
         for probe in probes:
             probe.remove()
@@ -144,7 +144,7 @@ def _train(nets, probes, spec: TrainSpec, records, control: Control, data, on_st
                 _train_step(step, net, opt, probe, rec, x, y)
         if (step + 1) % spec.eval_every == 0 or step + 1 == spec.steps:
             _evaluate(step + 1, nets, probes, records, test_x, test_y)
-        if where.type != "cpu" and (step + 1) % device.PUBLISH_EVERY == 0:
+        if publish is not None and (step + 1) % device.PUBLISH_EVERY == 0:
             publish()
         control[Control.STEP] = step + 1
         if on_step is not None:

@@ -46,3 +46,31 @@ def test_training_on_cuda_publishes_the_weights_to_the_server_models(background)
     d = bundled_mnist()
     acc = evaluate(job.nets[1], d.test_images[:spec.eval_size], d.test_labels[:spec.eval_size]).accuracy
     assert acc == pytest.approx(snap.models[1].test_acc[-1], abs=0.01)
+
+
+def test_the_copy_and_publish_path_of_a_gpu_matches_training_in_place(monkeypatch):
+    """No GPU here: train copies on the CPU through the very path a GPU takes (own copies, weights published
+    every PUBLISH_EVERY steps and at the end) and compare with training the shared models in place."""
+    import copy
+
+    def run(copies: bool):
+        if copies:
+            monkeypatch.setattr(device, "on_device", lambda nets, where: [copy.deepcopy(n) for n in nets])
+        job = Job([ModelSpec(depth=8, skip=False), ModelSpec(depth=8)], TrainSpec(steps=23, eval_every=10),
+                  queue=WorkerQueue(1))
+        seen = []
+        snap = job.run_blocking(lambda step, losses: seen.append(
+            (step, job.nets[1].head[2].weight.detach().clone())))
+        monkeypatch.undo()
+        return job, snap, seen
+
+    job_a, snap_a, _ = run(copies=False)
+    job_b, snap_b, seen = run(copies=True)
+    for a, b in zip(snap_a.models, snap_b.models):
+        assert (a.train_loss == b.train_loss).all() and (a.test_acc == b.test_acc).all()
+    for na, nb in zip(job_a.nets, job_b.nets):
+        for pa, pb in zip(na.state_dict().values(), nb.state_dict().values()):
+            assert torch.equal(pa, pb), "the server's models must end with the trained weights"
+    # Between publications the server's copy holds still; at each publication it jumps to the trained one.
+    changes = [s for (s, w), (_, w0) in zip(seen[1:], seen) if not torch.equal(w, w0)]
+    assert changes == [s for s in range(2, 24) if s % device.PUBLISH_EVERY == 0], changes
