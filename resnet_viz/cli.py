@@ -79,10 +79,12 @@ def build_parser() -> argparse.ArgumentParser:
     defaults = TrainSpec()
     for name, kind in (("steps", int), ("batch_size", int), ("lr", float), ("momentum", float),
                        ("weight_decay", float), ("warmup_steps", int), ("seed", int), ("eval_every", int),
-                       ("eval_size", int)):
+                       ("eval_size", int), ("lr_decay", float)):
         train.add_argument(f"--{name.replace('_', '-')}", type=kind, default=None,
                            help=f"default {getattr(defaults, name)}")
     train.add_argument("--optimizer", choices=["sgd", "adam"], default=None)
+    train.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default=None,
+                       help="auto (default): CUDA, else Apple MPS, else the CPU")
     train.add_argument("--dataset", choices=DATASET_NAMES, default="mnist-5k",
                        help="default %(default)s (bundled); the others must be downloaded first (see download)")
     train.add_argument("--out", type=Path, required=True, help="folder for metrics.csv, grad_norms.csv, "
