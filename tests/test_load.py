@@ -1,0 +1,462 @@
+"""A bounded classroom load test: 30 real browser sessions against ONE server with ONE trainer.
+
+The server runs with RESNET_LAB_WORKERS=1; 30 Playwright browser contexts in one Chromium are 30 Streamlit
+sessions, all opened together. Eight press Train on two tiny models (40 steps): one trains, seven wait with
+their place in the queue; an idle session stays usable meanwhile; closing three queued tabs frees their
+places at once; every remaining run finishes; and once every tab is closed no training worker is left.
+The figures (render times, rerun times, server memory) are printed as a table: run with -s to see them.
+
+    CI=true /work/venv/bin/pytest tests/test_load.py -s -q
+
+The whole test is bounded by LOAD_BUDGET_S (every wait takes its timeout from what is left of it).
+RESNET_LAB_LOAD_SESSIONS and RESNET_LAB_LOAD_BUDGET override the number of sessions and the budget.
+"""
+import json
+import os
+import re
+import statistics
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from app_server import IDLE, ROOT, launch_chromium, require_chromium, running_app
+from playwright.sync_api import Error as PlaywrightError
+from playwright.sync_api import expect
+
+pytestmark = pytest.mark.browser
+
+SESSIONS = int(os.environ.get("RESNET_LAB_LOAD_SESSIONS", "30"))
+TRAINERS = 8  # sessions that press Train: one trains, seven queue
+CLOSED = 3  # queued tabs closed
+STEPS = 40
+LONG_STEPS = 2000  # session 0's run: it holds the trainer while the line is checked, then stops
+QUERY = f"/?steps={STEPS}&model=depth:8,skip:0&model=depth:8"  # two tiny models (see resnet_viz/share.py)
+LONG_QUERY = QUERY.replace(f"steps={STEPS}", f"steps={LONG_STEPS}")
+LOAD_BUDGET_S = float(os.environ.get("RESNET_LAB_LOAD_BUDGET", "170"))  # the whole test, server start included
+IDLE_RERUN_BOUND_S = 15.0  # an idle session's rerun while the queue trains (generous: 2 cores, 30 tabs)
+QUEUE_DROP_BOUND_S = 10.0  # closed tabs leave the queue within this
+WORKERS_GONE_BOUND_S = 15.0  # no worker left this long after the last tab closed
+VIEWPORT = {"width": 1000, "height": 700}
+
+EN = json.loads((ROOT / "resnet_viz" / "locales" / "en.json").read_text(encoding="utf-8"))
+
+# Records, in the page, when the first complete run of the script has been drawn (the app idle with its title).
+FIRST_IDLE = f"""(() => {{
+  const timer = setInterval(() => {{
+    const title = document.querySelector('{IDLE} h1');
+    if (title) {{ window.__firstIdle = Date.now(); window.__title = title.innerText; clearInterval(timer); }}
+  }}, 100);
+}})();"""
+# ... and when the page's main thread last had a long task (> 50 ms): a page drawn but still busy is not usable.
+LONG_TASKS = """new PerformanceObserver(list => {
+  for (const task of list.getEntries())
+    window.__lastBusy = Math.max(window.__lastBusy || 0, performance.timeOrigin + task.startTime + task.duration);
+}).observe({type: 'longtask', buffered: true});"""
+# What a tab reports once the browsers are done: when its app went idle, when its main thread last had a long
+# task, its title and its exceptions.
+REPORT = """() => ({idle: window.__firstIdle, busy: Math.max(window.__lastBusy || 0, window.__firstIdle),
+  title: window.__title, exceptions: document.querySelectorAll('[data-testid=stException]').length})"""
+# The tabs go on drawing long after their apps went idle (React catching up with the app's messages on 2 busy
+# cores, in short tasks too), so the render phase ends when this test's processes use under 0.8 cores.
+CALM_CORES, CALM_WAIT_S = 0.8, 60
+# 30 tabs loading at once on 2 cores: CSS animations and transitions only cost frames (and CPU) here.
+NO_ANIMATIONS = """document.addEventListener('DOMContentLoaded', () => {
+  const style = document.createElement('style');
+  style.textContent = '*, *::before, *::after { animation: none !important; transition: none !important; }';
+  document.head.appendChild(style);
+});"""
+
+
+def pattern(key: str, **fields: str) -> str:
+    """A regex (JavaScript and Python alike) for the English text of a catalogue key; `fields` are regexes
+    for its placeholders, the others match anything short."""
+    parts = re.split(r"\{(\w+)(?::[^}]*)?\}", EN[key])
+    return "".join(re.escape(p) if i % 2 == 0 else fields.get(p, r"[^\n]*?") for i, p in enumerate(parts))
+
+
+QUEUED = pattern("status.queued", position=r"(\d+)", running=r"(\d+)")
+TRAINING = pattern("status.progress", state=re.escape(EN["status.running"]), step=r"[1-9]\d*", steps=r"\d+")
+HOLDING = pattern("status.progress", state=f"(?:{re.escape(EN['status.running'])}|{re.escape(EN['status.paused'])})",
+                  step=r"(\d+)", steps=str(LONG_STEPS))
+STOPPED = pattern("status.progress", state=re.escape(EN["status.stopped"]), step=r"\d+", steps=str(LONG_STEPS))
+DONE = pattern("status.progress", state=re.escape(EN["status.done"]), step=str(STEPS), steps=str(STEPS))
+
+
+class Budget:
+    """One deadline for the whole test: each wait gets min(its own cap, what is left)."""
+
+    def __init__(self, seconds: float):
+        self.start = time.monotonic()
+        self.deadline = self.start + seconds
+
+    def left(self) -> float:
+        return self.deadline - time.monotonic()
+
+    def ms(self, cap_s: float) -> float:
+        left = self.left()
+        if left <= 0:
+            pytest.fail(f"the load test ran out of its {LOAD_BUDGET_S:.0f} s budget")
+        return max(1.0, min(cap_s, left)) * 1000
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.start
+
+
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _proc_table() -> dict[int, tuple[int, str, float]]:
+    """pid -> (parent pid, state, CPU seconds used) for every process."""
+    table = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            table[int(entry)] = (int(fields[1]), fields[0], (int(fields[11]) + int(fields[12])) / TICK)
+    return table
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def training_workers(server_pid: int, table=None) -> list[int]:
+    """Live training workers: the children of the server's multiprocessing fork server."""
+    table = table or _proc_table()
+    forkservers = {pid for pid, (ppid, *_) in table.items() if ppid == server_pid and "forkserver" in _cmdline(pid)}
+    return [pid for pid, (ppid, state, _) in table.items() if ppid in forkservers and state not in "ZX"]
+
+
+def tree_cpu(table, root: int) -> float:
+    """CPU seconds used by the live processes under `root` (this test's server, browser and workers)."""
+    children: dict[int, list[int]] = {}
+    for pid, (ppid, *_) in table.items():
+        children.setdefault(ppid, []).append(pid)
+    total, todo = 0.0, [root]
+    while todo:
+        pid = todo.pop()
+        total += table[pid][2] if pid in table else 0.0
+        todo.extend(children.get(pid, []))
+    return total
+
+
+def server_cpu(pid: int) -> float:
+    """CPU seconds the process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rss_mib(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+class Watch(threading.Thread):
+    """Samples the server's RSS, its live training workers and this test's CPU use every 0.25 s."""
+
+    def __init__(self, server_pid: int):
+        super().__init__(name="load-watch", daemon=True)
+        self.server_pid = server_pid
+        self.peak_rss = rss_mib(server_pid)
+        self.workers: list[int] = []
+        self.max_workers = 0
+        self.first_worker_at: float | None = None  # time.monotonic() when a worker was first seen
+        self.cpu: list[tuple[float, float]] = []  # (time, CPU seconds of this test's process tree), last 2 s
+        self._halt = threading.Event()
+
+    def run(self) -> None:
+        while not self._halt.wait(0.25):
+            self.peak_rss = max(self.peak_rss, rss_mib(self.server_pid))
+            table = _proc_table()
+            self.cpu.append((time.monotonic(), tree_cpu(table, os.getpid())))
+            del self.cpu[:-8]
+            self.workers = training_workers(self.server_pid, table)
+            self.max_workers = max(self.max_workers, len(self.workers))
+            if self.workers and self.first_worker_at is None:
+                self.first_worker_at = time.monotonic()
+
+    def busy(self) -> float:
+        """The test's process tree over the last ~2 s, in cores (2.0: both cores of a 2-core machine)."""
+        (t0, c0), (t1, c1) = self.cpu[0], self.cpu[-1]
+        return (c1 - c0) / (t1 - t0) if t1 > t0 else float("inf")
+
+    def stop(self) -> None:
+        self._halt.set()
+        self.join(5)
+
+
+def wait_text(page, regex: str, timeout_ms: float) -> None:
+    # Every 250 ms, not on every animation frame: innerText on each frame keeps the tab's main thread so busy
+    # that its own messages wait (a Train press took 15-25 s to show instead of 1-2 s).
+    page.wait_for_function("re => new RegExp(re).test(document.body.innerText)", arg=regex, timeout=timeout_ms,
+                           polling=250)
+
+
+def match(page, regex: str) -> re.Match | None:
+    return re.search(regex, page.evaluate("document.body.innerText"))
+
+
+def button(page, key: str):
+    """The enabled button of that label (a rerun may briefly show a stale, disabled copy beside it)."""
+    return page.get_by_role("button", name=EN[key], exact=True, disabled=False).first
+
+
+def wait_rerun(page, condition: str, timeout_ms: float) -> None:
+    """Until the app is idle again and `condition` (JavaScript) holds."""
+    page.wait_for_function(f"() => document.querySelector('{IDLE}') !== null && ({condition})", timeout=timeout_ms,
+                           polling=100)
+
+
+def test_a_classroom_of_30_on_one_trainer():
+    require_chromium()
+    from playwright.sync_api import sync_playwright
+
+    budget = Budget(LOAD_BUDGET_S)
+    figures: dict[str, str] = {}
+    errors: list[str] = []
+
+    def note(name: str, value) -> None:
+        figures[name] = value if isinstance(value, str) else f"{value:.1f}"
+
+    try:
+        with running_app({"RESNET_LAB_WORKERS": "1"}) as url, sync_playwright() as playwright:
+            watch = Watch(url.pid)
+            note("server RSS at start (MiB)", rss_mib(url.pid))
+            watch.start()
+            # V8's memory reducer shrinks every tab's heap a few seconds after it loaded: 30 tabs at once kept
+            # both cores busy for a further 20 s after the last one had settled.
+            browser = launch_chromium(playwright, ["--js-flags=--no-memory-reducer"])
+            try:
+                run_classroom(browser, url, budget, watch, note, errors)
+            except BaseException:
+                print("\n---- where the sessions stood ----")
+                for i, context in enumerate(browser.contexts):
+                    for page in context.pages:
+                        print(f"context {i}: {status_of(page)}")
+                print("---- server log (tail) ----\n" + url.log_tail(3000))
+                raise
+            finally:
+                browser.close()
+                watch.stop()
+    finally:
+        figures["whole test (s)"] = f"{budget.elapsed():.1f}"
+        width = max(map(len, figures))
+        print(f"\n---- classroom load test: {SESSIONS} sessions, 1 trainer, {os.cpu_count()} cores ----")
+        for name, value in figures.items():
+            print(f"{name:<{width}}  {value}")
+    assert not errors, f"JavaScript errors on the pages: {errors[:5]}"
+
+
+def run_classroom(browser, url, budget: Budget, watch: Watch, note, errors: list[str]) -> None:
+    timeline = []
+
+    def mark(label: str) -> None:  # one line of figures: seconds since the test started, phase by phase
+        timeline.append(f"{label} {budget.elapsed():.0f}")
+        note("timeline (s since start)", ", ".join(timeline))
+
+    mark("up")
+    # ---- 1. A class opens the link together ------------------------------------------------------------------
+    contexts, pages = [], []
+    for i in range(SESSIONS):
+        context = browser.new_context(viewport=VIEWPORT)
+        context.add_init_script(FIRST_IDLE + LONG_TASKS + NO_ANIMATIONS)
+        page = context.new_page()
+        page.on("pageerror", lambda e, i=i: errors.append(f"session {i}: {e}"))
+        contexts.append(context)
+        pages.append(page)
+    mark("tabs")
+    # Then all of them start loading within a few seconds: each navigation is started from the blank page and not
+    # waited for (page.goto waits for the server's answer, which spread 30 gotos over 40 s on a busy machine;
+    # opening the tabs as they are made spread them over 35 s).
+    opened = []
+    for i, page in enumerate(pages):
+        opened.append(time.time())
+        try:
+            page.evaluate("url => { window.location.href = url; }", url + (LONG_QUERY if i == 0 else QUERY))
+        except PlaywrightError as e:  # the new page replaced the blank one before the call came back
+            if "context was destroyed" not in str(e):
+                raise
+    note("navigations started over (s)", time.time() - opened[0])
+    for page in pages:
+        page.wait_for_function("() => window.__firstIdle", timeout=budget.ms(LOAD_BUDGET_S), polling=500)
+    calm_until = time.monotonic() + min(CALM_WAIT_S, budget.left() - 60)
+    while watch.busy() > CALM_CORES and time.monotonic() < calm_until:
+        time.sleep(0.25)
+    calm = time.time() - opened[0]
+    tabs = [page.evaluate(REPORT) for page in pages]
+    render = [tab["idle"] / 1000 - t0 for t0, tab in zip(opened, tabs)]
+    note("render: goto -> app idle (first run drawn), median (s)", statistics.median(render))
+    note("render: goto -> app idle (first run drawn), max (s)", max(render))
+    note("render: first goto -> all apps idle (s)", max(tab["idle"] for tab in tabs) / 1000 - opened[0])
+    busy = [tab["busy"] / 1000 - t0 for t0, tab in zip(opened, tabs)]
+    note("render: goto -> last long task in the tab, median (s)", statistics.median(busy))
+    note("render: goto -> last long task in the tab, max (s)", max(busy))
+    note("render: first goto -> browsers calm (s)", calm)
+    note("server RSS after render (MiB)", rss_mib(url.pid))
+    assert {tab["title"] for tab in tabs} == {EN["lab.title"]}, [tab["title"] for tab in tabs]
+    assert not any(tab["exceptions"] for tab in tabs), "a Streamlit exception on a freshly opened page"
+
+    mark("rendered")
+    # ---- 2. Eight press Train: one trains, seven wait in line ------------------------------------------------
+    # Session 0 is the teacher's long run (LONG_STEPS): it holds the one trainer while the line is checked, and
+    # is paused meanwhile so that the line stands still (and the check does not race a 40-step run).
+    trainers, idle = pages[:TRAINERS], pages[TRAINERS]
+    first = trainers[0]
+    t0 = time.monotonic()
+    button(first, "btn.train").click(timeout=budget.ms(30))
+    wait_text(first, pattern("status.progress", state=re.escape(EN["status.running"])), budget.ms(60))
+    note("session 0: Train -> running shown (s)", time.monotonic() - t0)
+    wait_text(first, TRAINING, budget.ms(60))
+    note("session 0: Train -> first steps shown (s)", time.monotonic() - t0)
+    note("session 0: Train -> worker process seen (s)", (watch.first_worker_at or float("nan")) - t0)
+    t0 = time.monotonic()
+    button(first, "btn.pause").click(timeout=budget.ms(30))
+    expect(button(first, "btn.resume")).to_be_visible(timeout=budget.ms(30))
+    note("session 0: Pause -> paused (s)", time.monotonic() - t0)
+    t0 = time.monotonic()
+    for page in trainers[1:]:
+        button(page, "btn.train").click(timeout=budget.ms(30))
+    for page in trainers[1:]:
+        wait_text(page, QUEUED, budget.ms(60))
+    note(f"{TRAINERS - 1} Train presses -> all show their place (s)", time.monotonic() - t0)
+    held = match(first, HOLDING)
+    assert held and 0 < int(held.group(1)) < LONG_STEPS, "session 0 should hold the trainer, mid-run"
+    positions = {}
+    for i, page in enumerate(trainers[1:], 1):
+        m = match(page, QUEUED)
+        assert m, f"session {i} shows no place in the queue: {status_of(page)}"
+        assert m.group(2) == "1", f"session {i}: {m.group(0)}"  # "(1 run(s) training on this server now)"
+        assert page.locator("[data-testid=stProgress]").count() == 0, f"session {i} trains beside session 0"
+        positions[i] = int(m.group(1))
+    assert sorted(positions.values()) == list(range(1, TRAINERS)), positions
+    assert len(watch.workers) == 1, f"exactly one worker should hold the trainer: {watch.workers}"
+    note("places shown by sessions 1..7", " ".join(str(positions[i]) for i in sorted(positions)))
+    cpu0 = server_cpu(url.pid)
+    time.sleep(2)  # seven sessions poll their place every second, session 0 its (paused) charts
+    waiting_cpu = 100 * (server_cpu(url.pid) - cpu0) / 2
+    note("server CPU while the line waits (% of one core)", waiting_cpu)
+
+    mark("queued")
+    # ---- 3. Three queued students close their tabs: their places are freed at once -------------------------
+    by_position = {p: i for i, p in positions.items()}
+    last = by_position[TRAINERS - 1]
+    gone = [by_position[p] for p in (2, 4, 6)]  # every other place: those behind must close the gaps
+    t0 = time.monotonic()
+    for i in gone:
+        contexts[i].close()
+    wait_text(pages[last], pattern("status.queued", position=str(TRAINERS - 1 - CLOSED), running=r"\d+"),
+              budget.ms(QUEUE_DROP_BOUND_S + 20))
+    drop = time.monotonic() - t0
+    note(f"close {CLOSED} queued tabs -> last place {TRAINERS - 1} becomes {TRAINERS - 1 - CLOSED} (s)", drop)
+    assert drop < QUEUE_DROP_BOUND_S, (f"closed tabs left the queue only after {drop:.1f} s; the server was "
+                                       f"busy {waiting_cpu:.0f} % of a core while the line waited")
+    waiting = [i for i in sorted(positions, key=positions.get) if i not in gone]  # in queue order
+    deadline = time.monotonic() + 10
+    while True:  # the others close their gaps too (each polls its status every second)
+        now = [int(m.group(1)) if m else 0 for m in (match(trainers[i], QUEUED) for i in waiting)]
+        if now == list(range(1, len(waiting) + 1)) or time.monotonic() > deadline:
+            break
+        time.sleep(0.3)
+    assert now == list(range(1, len(waiting) + 1)), f"places after the closes: {now}"
+
+    mark("closed")
+    # ---- 4. Session 0 stops its run, and queues a new one: the line moves on. Meanwhile, while the queued runs
+    # train, an idle student keeps working ---------------------------------------------------------------------
+    cpu0, t_cpu = server_cpu(url.pid), time.monotonic()
+    button(first, "btn.stop").click(timeout=budget.ms(30))
+    wait_text(first, STOPPED, budget.ms(30))
+    t_stop = time.monotonic()
+    button(first, "btn.train").click(timeout=budget.ms(30))  # its new run goes to the back of the line
+    wait_text(trainers[waiting[0]], f"{TRAINING}|{DONE}", budget.ms(60))
+    note("stop -> the first in line trains (s)", time.monotonic() - t_stop)
+    deadline = time.monotonic() + 10
+    while not watch.workers and time.monotonic() < deadline:  # between two runs of the line, for a moment
+        time.sleep(0.1)
+    training = [bool(watch.workers)]
+    box = idle.get_by_role("spinbutton", name=EN["set.steps"], exact=True)
+    t0 = time.monotonic()
+    box.fill("50", timeout=budget.ms(30))
+    box.press("Enter", timeout=budget.ms(30))
+    wait_rerun(idle, "location.search.includes('steps=50')", budget.ms(IDLE_RERUN_BOUND_S + 20))
+    rerun = time.monotonic() - t0
+    t0 = time.monotonic()
+    idle.get_by_role("link", name=EN["nav.draw"], exact=True).click(timeout=budget.ms(30))
+    wait_rerun(idle, f"document.querySelector('h1')?.innerText === {json.dumps(EN['draw.title'])}",
+               budget.ms(IDLE_RERUN_BOUND_S + 20))
+    to_draw = time.monotonic() - t0
+    t0 = time.monotonic()
+    idle.get_by_role("link", name=EN["nav.lab"], exact=True).click(timeout=budget.ms(30))
+    wait_rerun(idle, f"document.querySelector('h1')?.innerText === {json.dumps(EN['lab.title'])}",
+               budget.ms(IDLE_RERUN_BOUND_S + 20))
+    to_lab = time.monotonic() - t0
+    training.append(bool(watch.workers))
+    note("idle session, while runs train: Steps change rerun (s)", rerun)
+    note("idle session, while runs train: Lab -> Draw page (s)", to_draw)
+    note("idle session, while runs train: Draw -> Lab page (s)", to_lab)
+    note("  a worker was training at the start / end", " / ".join("yes" if t else "no" for t in training))
+    assert training[0], "a queued run should have been training when the idle session's checks began"
+    for name, seconds in (("Steps rerun", rerun), ("page switch", to_draw), ("page switch back", to_lab)):
+        assert seconds < IDLE_RERUN_BOUND_S, f"the idle session's {name} took {seconds:.1f} s while runs trained"
+
+    mark("checked")
+    # ---- 5. Every queued run trains to its end, one after the other; then session 0's new run starts ---------
+    for i in waiting:
+        wait_text(trainers[i], DONE, budget.ms(120))
+    note(f"stop -> the {len(waiting)} queued runs all done (s)", time.monotonic() - t_stop)
+    cpu = 100 * (server_cpu(url.pid) - cpu0) / (time.monotonic() - t_cpu)
+    note("server CPU while runs trained (% of one core)", cpu)
+    wait_text(first, TRAINING, budget.ms(60))
+    note("training workers alive at once, max", str(watch.max_workers))
+    assert watch.max_workers == 1, f"{watch.max_workers} workers trained at once with RESNET_LAB_WORKERS=1"
+    assert_no_exceptions([page for i, page in enumerate(pages) if i not in gone])
+
+    mark("done")
+    # ---- 6. Everybody leaves while session 0's run trains: no worker is left behind -------------------------
+    assert watch.workers, "session 0's run should be training when the tabs close"
+    t0 = time.monotonic()
+    for i, context in enumerate(contexts):
+        if i not in gone and i != 0:
+            context.close()
+    contexts[0].close()  # the training tab last: its worker must go with it
+    closed_at = time.monotonic()
+    note("close all tabs (s)", closed_at - t0)
+    while training_workers(url.pid) and time.monotonic() - closed_at < WORKERS_GONE_BOUND_S + 5:
+        time.sleep(0.2)
+    left = training_workers(url.pid)
+    gone_after = time.monotonic() - closed_at
+    note("last tab closed -> no training worker left (s)", gone_after)
+    assert not left, f"training workers still alive {gone_after:.0f} s after every tab closed: {left}"
+    assert gone_after < WORKERS_GONE_BOUND_S, f"the last worker took {gone_after:.1f} s to go"
+    mark("left")
+    time.sleep(1)
+    note("server RSS peak (MiB)", watch.peak_rss)
+    note("server RSS at end (MiB)", rss_mib(url.pid))
+
+
+def status_of(page) -> str:
+    """What a session's status line says (queue place or progress), for failure reports."""
+    try:
+        state = page.evaluate("""() => [document.querySelector('[data-testid=stApp]')?.dataset.testScriptState,
+            document.querySelector('h1')?.innerText, document.querySelector('[data-testid=stProgress]')?.innerText,
+            [...document.querySelectorAll('[data-testid=stAlert]')].map(a => a.innerText).join(' | ')]""")
+    except PlaywrightError as e:
+        return f"({str(e).splitlines()[0][:80]})"
+    return " / ".join(str(part)[:100] for part in state if part)
+
+
+def assert_no_exceptions(pages) -> None:
+    for i, page in enumerate(pages):
+        found = page.locator("[data-testid=stException]")
+        if found.count():
+            pytest.fail(f"a Streamlit exception on a session: {found.first.inner_text()[:500]}")
