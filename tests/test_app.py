@@ -166,7 +166,9 @@ def test_sessions_wait_in_the_queue_and_stop_while_queued():
     first.number_input[0].set_value(2000)
     button(first, "Train").click()
     first.run()
-    run_until(first, lambda a: "Training" in a.get("progress")[0].proto.text if a.get("progress") else False)
+    # Until it has trained a step (its worker needs a moment to start), so that stopping it has kept something.
+    run_until(first, lambda a: bool(a.get("progress")) and re.search(r"Training · step [1-9]",
+                                                                      a.get("progress")[0].proto.text))
     for at in (second, third):
         at.number_input[0].set_value(10)
         button(at, "Train").click()

@@ -95,7 +95,9 @@ def test_a_link_sets_language_classroom_mode_settings_and_models():
     steps = at.sidebar.number_input[0]
     assert steps.value == 200 and at.sidebar.number_input[1].value == 0.1
     assert not any("更多设置" in e.proto.label for e in at.sidebar.get("expander")), "classroom hides them"
-    assert len(at.sidebar.number_input) == 2 and not at.sidebar.selectbox  # no optimizer, device, momentum
+    assert len(at.sidebar.number_input) == 2  # steps and learning rate: no batch size, momentum, warm-up
+    # Only the dataset stays to choose (a lesson's choice, like the preset): no optimizer, no device.
+    assert [s.key for s in at.sidebar.selectbox] == ["dataset_zh"]
     # The address bar is rewritten from the settings on screen: the same link comes back.
     assert at.query_params["preset"] == "shortcut_scaling" and at.query_params["steps"] == "200"
     assert at.query_params["model"] == ["depth:20", "depth:20,beta:0.5"]
