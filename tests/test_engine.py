@@ -1,3 +1,5 @@
+import gc
+import os
 import time
 
 import numpy as np
@@ -213,6 +215,53 @@ def test_background_job_stops_on_request(jobs):
     assert 2 <= snap.step < snap.steps
     assert len(snap.models[0].train_loss) == snap.step and np.isfinite(snap.models[0].train_loss).all()
     assert snap.elapsed > 0
+
+
+def test_a_job_nobody_watches_stops_itself_and_a_watched_one_goes_on(jobs):
+    """The heartbeat: a closed tab whose session release never came stops after heartbeat_timeout, running or
+    still in the queue; a job whose viewer keeps calling touch() trains on."""
+    queue = WorkerQueue(1)
+    watched = Job([ModelSpec(depth=DEPTH, name="res-8")], tiny_train(steps=100_000, eval_every=100_000),
+                  queue=queue, heartbeat_timeout=1.0)
+    forgotten = Job([ModelSpec(depth=DEPTH, name="res-8")], tiny_train(steps=100_000, eval_every=100_000),
+                    queue=queue, heartbeat_timeout=1.0)
+    jobs.extend([watched.start(), forgotten.start()])
+    wait_for(forgotten, lambda s: s.queue_position == 1)
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < 3:
+        watched.touch()
+        time.sleep(0.1)
+    assert forgotten.join(5), "a queued job nobody watches leaves the queue"
+    assert forgotten.snapshot().state == "stopped" and forgotten.snapshot().step == 0
+    snap = watched.snapshot()
+    assert snap.state == "running" and snap.step >= 1, "a watched job trains on"
+    stopped_at = time.monotonic()
+    assert watched.join(10), "once nobody watches, the running job stops too"
+    assert watched.snapshot().state == "stopped"
+    assert time.monotonic() - stopped_at < 5  # within seconds of the timeout
+
+
+def shared_memory_maps() -> int:
+    """Shared-memory mappings of this process (torch's shared tensors live in /dev/shm files or memfds)."""
+    with open("/proc/self/maps") as maps:
+        return sum(1 for line in maps if "/dev/shm/" in line or "memfd:" in line)
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/maps"), reason="Linux only")
+def test_a_stopped_job_frees_its_shared_memory_when_its_session_lets_go():
+    """A closed tab's job: stopped, then dropped with the session, its shared weights and records are unmapped."""
+    gc.collect()
+    before = shared_memory_maps()
+    job = long_job(WorkerQueue(1)).start()
+    try:
+        wait_for(job, lambda s: s.state == "running" and s.step >= 1)
+        assert shared_memory_maps() > before
+    finally:
+        job.stop()
+        assert job.join(10)
+    del job
+    gc.collect()
+    assert shared_memory_maps() == before
 
 
 def test_start_twice_is_harmless(jobs):
