@@ -175,6 +175,7 @@ def test_sessions_wait_in_the_queue_and_stop_while_queued():
         at.run()
     run_until(second, lambda a: any("number 1 in the queue" in i.value for i in a.info), 20)
     run_until(third, lambda a: any("number 2 in the queue" in i.value for i in a.info), 20)
+    assert not any("Building the models" in c.value for c in third.caption), "queued is not building"
     # Train twice: the button is disabled while queued (and Job.start ignores a second call: test_engine).
     assert button(third, "Train").disabled and not button(third, "Stop").disabled
     # Stop while queued: the wait ends at once, nothing trained, and the others keep their places.

@@ -221,7 +221,8 @@ def live_panel() -> None:
         st.caption(t("save.opened", name=opened[1]))
     views = snap.models
     if snap.step == 0:
-        st.caption(t("lab.waiting_first_step"))
+        if snap.state in ("running", "paused"):  # queued or stopped early: the status line says it all
+            st.caption(t("lab.waiting_first_step"))
     else:
         from .. import plots  # plotly: only once there is something to draw
         # While training, static charts: no hover layers to rebuild every second, so the browser leaves the
