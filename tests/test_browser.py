@@ -7,7 +7,7 @@ import re
 import time
 
 import pytest
-from app_server import IDLE, launch_chromium, require_chromium, running_app
+from app_server import IDLE, running_app
 from playwright.sync_api import expect
 
 pytestmark = pytest.mark.browser
@@ -17,17 +17,6 @@ pytestmark = pytest.mark.browser
 def server():
     with running_app() as url:
         yield url
-
-
-@pytest.fixture(scope="module")
-def browser():
-    require_chromium()
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = launch_chromium(p)
-        yield b
-        b.close()
 
 
 @pytest.fixture

@@ -3,23 +3,12 @@ opened in another session with the same numbers; a damaged file is refused and c
 import zipfile
 
 import pytest
-from app_server import IDLE, launch_chromium, require_chromium, running_app
+from app_server import IDLE, running_app
 from playwright.sync_api import expect
 
 pytestmark = pytest.mark.browser
 
 LINK = "/?preset=shortcut_scaling&steps=20&lr=fast&model=depth:8&model=depth:8,beta:0.5"
-
-
-@pytest.fixture(scope="module")
-def browser():
-    require_chromium()
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = launch_chromium(p)
-        yield b
-        b.close()
 
 
 def new_page(browser, url):
