@@ -55,9 +55,9 @@ def jobs():
         job.join(10)
 
 
-def long_job(queue: WorkerQueue, name: str = "res-8") -> Job:
+def long_job(queue: WorkerQueue, name: str = "res-8", heartbeat_timeout: float | None = None) -> Job:
     return Job([ModelSpec(depth=DEPTH, name=name)], tiny_train(steps=100_000, eval_every=100_000),
-               queue=queue)
+               queue=queue, heartbeat_timeout=heartbeat_timeout)
 
 
 # ---- blocking runs ----------------------------------------------------------------------------------
@@ -221,10 +221,7 @@ def test_a_job_nobody_watches_stops_itself_and_a_watched_one_goes_on(jobs):
     """The heartbeat: a closed tab whose session release never came stops after heartbeat_timeout, running or
     still in the queue; a job whose viewer keeps calling touch() trains on."""
     queue = WorkerQueue(1)
-    watched = Job([ModelSpec(depth=DEPTH, name="res-8")], tiny_train(steps=100_000, eval_every=100_000),
-                  queue=queue, heartbeat_timeout=1.0)
-    forgotten = Job([ModelSpec(depth=DEPTH, name="res-8")], tiny_train(steps=100_000, eval_every=100_000),
-                    queue=queue, heartbeat_timeout=1.0)
+    watched, forgotten = long_job(queue, heartbeat_timeout=1.0), long_job(queue, heartbeat_timeout=1.0)
     jobs.extend([watched.start(), forgotten.start()])
     wait_for(forgotten, lambda s: s.queue_position == 1)
     t0 = time.monotonic()

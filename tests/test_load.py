@@ -106,16 +106,21 @@ class Budget:
 TICK = os.sysconf("SC_CLK_TCK")
 
 
+def _stat(pid: int) -> tuple[int, str, float]:
+    """(parent pid, state, CPU seconds used so far) of a process, from /proc/PID/stat."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[1]), fields[0], (int(fields[11]) + int(fields[12])) / TICK
+
+
 def _proc_table() -> dict[int, tuple[int, str, float]]:
     """pid -> (parent pid, state, CPU seconds used) for every process."""
     table = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
-                fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+                table[int(entry)] = _stat(int(entry))
             except OSError:
                 continue
-            table[int(entry)] = (int(fields[1]), fields[0], (int(fields[11]) + int(fields[12])) / TICK)
     return table
 
 
@@ -148,8 +153,7 @@ def tree_cpu(table, root: int) -> float:
 
 def server_cpu(pid: int) -> float:
     """CPU seconds the process has used so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return _stat(pid)[2]
 
 
 def rss_mib(pid: int) -> float:
