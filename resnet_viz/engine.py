@@ -92,25 +92,42 @@ def _stop_all_jobs() -> None:
         job.join(10)
 
 
+_FORKSERVER_LOCK = threading.Lock()
+
+
 def _context():
     """forkserver: workers fork from a clean process that has torch imported already (start in well under a
     second, and no inherited server threads); spawn where there is no forkserver (Windows, macOS default)."""
-    # Workers share 2 cores with the web server and often the browser: OpenMP threads that sleep instead of
-    # spinning at barriers trained the default lesson 1.6x faster with the page open (99 s vs 160 s).
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     if "forkserver" in multiprocessing.get_all_start_methods():
         ctx = torch.multiprocessing.get_context("forkserver")
         ctx.set_forkserver_preload(["resnet_viz.trainer"])
+        _ensure_forkserver()
         return ctx
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # spawned workers read it at their start
     return torch.multiprocessing.get_context("spawn")
+
+
+def _ensure_forkserver() -> None:
+    """Start the fork server with OMP_WAIT_POLICY=PASSIVE in its environment only. Workers share 2 cores with
+    the web server and often the browser: OpenMP threads that sleep instead of spinning at barriers trained
+    the default lesson 1.6x faster with the page open (99 s vs 160 s). The variable is not left in this
+    process's environment: libgomp reads it once, when torch loads, so a server (or test process) that
+    loaded torch after it was set would run its own inference, and every subprocess it starts, passive,
+    about 1.9x slower on an idle machine."""
+    from multiprocessing import forkserver
+    with _FORKSERVER_LOCK:
+        saved = os.environ.get("OMP_WAIT_POLICY")
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+        try:
+            forkserver.ensure_running()
+        finally:
+            if saved is None:
+                os.environ.pop("OMP_WAIT_POLICY", None)
 
 
 def warm_up() -> None:
     """Start the fork server (and its torch import) now, in the background, so the first Train is quick."""
-    ctx = _context()
-    if ctx.get_start_method() == "forkserver":
-        from multiprocessing import forkserver
-        threading.Thread(target=forkserver.ensure_running, name="resnet-lab-warm-up", daemon=True).start()
+    threading.Thread(target=_context, name="resnet-lab-warm-up", daemon=True).start()
 
 
 WORKER_NAME = "resnet-lab-worker"

@@ -4,6 +4,7 @@ Chromium is found at $RESNET_LAB_CHROMIUM or /usr/bin/chromium. Without it the b
 but fail under CI (CI=true), so a CI run can never silently drop them.
 """
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -15,12 +16,19 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from speed import hang_ms, hang_s
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = os.environ.get("RESNET_LAB_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run", "--disable-quic"]
 IDLE = "[data-testid=stApp][data-test-script-state=notRunning]"
+ACTION_TIMEOUT_S = 30  # Playwright's default for a click or a wait, before the machine's slowdown
+NAVIGATION_TIMEOUT_S = 60
+# What is open right now, for the failure report (conftest.py): its screenshots and server logs.
+LIVE_BROWSERS: list = []
+LIVE_SERVERS: list = []
+ARTIFACTS = ROOT / "test-results"
 
 
 class AppUrl(str):
@@ -60,7 +68,9 @@ def running_app(env: dict | None = None, timeout: float = 60.0):
         cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
     url = AppUrl(f"http://127.0.0.1:{port}")
     url.process, url.log_path = proc, log_path
+    LIVE_SERVERS.append(url)
     try:
+        timeout = hang_s(timeout)
         deadline = time.monotonic() + timeout
         while True:
             try:
@@ -73,6 +83,7 @@ def running_app(env: dict | None = None, timeout: float = 60.0):
             time.sleep(0.3)
         yield url
     finally:
+        LIVE_SERVERS.remove(url)
         proc.terminate()
         try:
             proc.wait(15)
@@ -92,6 +103,50 @@ def require_chromium() -> None:
 
 
 def launch_chromium(playwright, args: list[str] = ()):
-    """Debian's Chromium through Playwright (skips or fails as require_chromium says when it is missing)."""
+    """Debian's Chromium through Playwright (skips or fails as require_chromium says when it is missing).
+    Its contexts wait hang_ms(30) for an action and hang_ms(60) for a navigation: hang guards, scaled by the
+    machine's slowdown like every other."""
     require_chromium()
-    return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS + list(args))
+    browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS + list(args))
+    plain_new_context = browser.new_context
+
+    def new_context(**kwargs):
+        context = plain_new_context(**kwargs)
+        context.set_default_timeout(hang_ms(ACTION_TIMEOUT_S))
+        context.set_default_navigation_timeout(hang_ms(NAVIGATION_TIMEOUT_S))
+        return context
+
+    browser.new_context = new_context
+    LIVE_BROWSERS.append(browser)
+    browser.on("disconnected", lambda b: LIVE_BROWSERS.remove(b) if b in LIVE_BROWSERS else None)
+    return browser
+
+
+def diagnostics(name: str, max_pages: int = 10) -> str:
+    """What the open browsers show (each page's visible text; screenshots of the first pages, saved under
+    test-results/ and named here) and each running server's log tail: printed when a browser test fails."""
+    name = re.sub(r"[^\w.-]+", "_", name)[-120:]
+    lines, shots, pages = [], 0, 0
+    for browser in list(LIVE_BROWSERS):
+        for c, context in enumerate(browser.contexts):
+            for p, page in enumerate(context.pages):
+                pages += 1
+                if pages > max_pages:  # the load test has 30 tabs: the first ten tell the story
+                    continue
+                label = f"context {c} page {p}"
+                try:
+                    if shots < max_pages:
+                        ARTIFACTS.mkdir(exist_ok=True)
+                        path = ARTIFACTS / f"{name}-{c}-{p}.png"
+                        page.screenshot(path=str(path), full_page=True, timeout=15_000)
+                        shots += 1
+                        label += f", screenshot {path.relative_to(ROOT)}"
+                    text = page.evaluate("document.body ? document.body.innerText : ''")
+                except Exception as e:  # a closed or hung page: say so and go on
+                    text = f"(could not read the page: {str(e).splitlines()[0][:120]})"
+                lines.append(f"---- {label}: {page.url}")
+                lines.append(text.strip()[:1500] or "(empty page)")
+    for url in list(LIVE_SERVERS):
+        lines.append(f"---- server {url} log (tail)")
+        lines.append(url.log_tail(3000) or "(empty log)")
+    return "\n".join(lines)

@@ -8,10 +8,36 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+import speed  # noqa: E402  (after the path fix: it imports resnet_viz)
+
+DURATIONS = 15  # the slowest tests, listed at the end of every run so the next slow one is visible
+
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "browser: drives a real Chromium against a real `streamlit run` server")
     config.addinivalue_line("markers", "slow: a long real-training check (science), still run in CI")
+    if not config.option.durations:
+        config.option.durations = DURATIONS
+
+
+def pytest_report_header(config):
+    # Measured before any test runs (and so before the app code could start a worker): the hang guards'
+    # factor, printed so a CI log tells how fast its machine was.
+    return speed.describe()
+
+
+def pytest_terminal_summary(terminalreporter):
+    terminalreporter.write_line(speed.describe())
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _playwright_expect_timeout():
+    """Playwright's expect() waits 5 s by default: a hang guard like any other, so it scales too."""
+    try:
+        from playwright.sync_api import expect
+    except ImportError:
+        return
+    expect.set_options(timeout=speed.hang_ms(10))
 
 
 @pytest.fixture(scope="module")
@@ -25,3 +51,15 @@ def browser():
         b = launch_chromium(p)
         yield b
         b.close()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A failing test that had a browser or a server open: every open page's visible text and screenshot
+    (saved under test-results/, named in the report) and each server's log tail, in its report."""
+    report = yield
+    if report.failed and call.when in ("setup", "call"):
+        from app_server import LIVE_BROWSERS, LIVE_SERVERS, diagnostics
+        if LIVE_BROWSERS or LIVE_SERVERS:
+            report.sections.append(("what the browser showed", diagnostics(item.nodeid)))
+    return report

@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
+from speed import hang_s
 
 APP = str(Path(__file__).resolve().parent.parent / "streamlit_app.py")
-TIMEOUT = 60  # AppTest's default 3 s is shorter than importing torch
+TIMEOUT = hang_s(60)  # AppTest's default 3 s is shorter than importing torch
 
 
 def new_app() -> AppTest:
@@ -23,7 +24,7 @@ def button(at, label):
 
 
 def run_until(at, predicate, seconds=60.0):
-    deadline = time.monotonic() + seconds
+    deadline = time.monotonic() + hang_s(seconds)
     while time.monotonic() < deadline:
         at.run()
         assert not at.exception, at.exception

@@ -9,6 +9,7 @@ import time
 import pytest
 from app_server import IDLE, running_app
 from playwright.sync_api import expect
+from speed import hang_ms, hang_s
 
 pytestmark = pytest.mark.browser
 
@@ -26,14 +27,14 @@ def page(browser, server):
     errors = []
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.goto(server)
-    page.wait_for_selector(IDLE, timeout=60_000)
+    page.wait_for_selector(IDLE, timeout=hang_ms(60))
     yield page
     context.close()
     assert not errors, f"JavaScript errors on the page: {errors}"
 
 
 def progress_text(page) -> str:
-    return page.locator("[data-testid=stProgress]").inner_text(timeout=30_000)
+    return page.locator("[data-testid=stProgress]").inner_text(timeout=hang_ms(30))
 
 
 def train(page, steps: int) -> None:
@@ -53,21 +54,21 @@ def test_train_shows_live_charts_without_errors(page):
     expect(page.get_by_text("No run yet")).to_be_visible()
     train(page, 20)
     # The charts appear and keep moving without any click: the polling fragment refreshes them.
-    page.wait_for_selector(".js-plotly-plot", timeout=60_000)
+    page.wait_for_selector(".js-plotly-plot", timeout=hang_ms(60))
     first = step_of(progress_text(page))
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + hang_s(60)
     while step_of(progress_text(page)) <= first:
         assert time.monotonic() < deadline, "progress did not advance"
         time.sleep(0.5)
     assert page.locator("[data-testid=stPlotlyChart]").count() >= 3
     # The language switched mid-run: the page speaks Chinese and the run goes on to the end by itself.
     page.get_by_text("简体中文").click()
-    page.wait_for_function("() => document.body.innerText.includes('训练中 · 第')", timeout=30_000)
-    page.wait_for_function("() => document.body.innerText.includes('完成 · 第 20/20 步')", timeout=120_000)
+    page.wait_for_function("() => document.body.innerText.includes('训练中 · 第')", timeout=hang_ms(30))
+    page.wait_for_function("() => document.body.innerText.includes('完成 · 第 20/20 步')", timeout=hang_ms(120))
     page.get_by_text("English").click()
-    page.wait_for_function("() => document.body.innerText.includes('Done · step 20/20')", timeout=30_000)
+    page.wait_for_function("() => document.body.innerText.includes('Done · step 20/20')", timeout=hang_ms(30))
     page.wait_for_selector(IDLE)
-    expect(page.get_by_role("button", name="Train")).to_be_enabled(timeout=30_000)
+    expect(page.get_by_role("button", name="Train")).to_be_enabled(timeout=hang_ms(30))
     table = page.locator("[data-testid=stDataFrame]").last.inner_text()
     assert page.locator("[data-testid=stException]").count() == 0
     assert page.get_by_text("plain-56").count() > 0, table
@@ -75,8 +76,8 @@ def test_train_shows_live_charts_without_errors(page):
 
 def test_language_switch_to_chinese(page):
     page.get_by_text("简体中文").click()
-    page.wait_for_function("() => document.body.innerText.includes('ResNet 实验室')", timeout=30_000)
-    expect(page.get_by_role("button", name="训练", exact=True)).to_be_visible(timeout=30_000)
+    page.wait_for_function("() => document.body.innerText.includes('ResNet 实验室')", timeout=hang_ms(30))
+    expect(page.get_by_role("button", name="训练", exact=True)).to_be_visible(timeout=hang_ms(30))
     assert page.locator("[data-testid=stException]").count() == 0
 
 
@@ -87,27 +88,27 @@ def test_csp_preset_trains_and_shows_its_diagram(page):
     page.get_by_text("Architecture diagrams").click()
     page.get_by_text("csp0.5-res-20", exact=True).first.click()
     diagram = page.locator("[data-testid=stGraphVizChart] svg")
-    expect(diagram).to_contain_text("concat", timeout=30_000)
+    expect(diagram).to_contain_text("concat", timeout=hang_ms(30))
     expect(diagram).to_contain_text("Split")
     train(page, 10)
-    page.wait_for_function("() => document.body.innerText.includes('Done · step 10/10')", timeout=120_000)
-    expect(page.get_by_role("button", name="Train")).to_be_enabled(timeout=30_000)
+    page.wait_for_function("() => document.body.innerText.includes('Done · step 10/10')", timeout=hang_ms(120))
+    expect(page.get_by_role("button", name="Train")).to_be_enabled(timeout=hang_ms(30))
     assert page.locator("[data-testid=stException]").count() == 0
 
 
 def test_closing_the_tab_stops_its_run_and_frees_the_trainer(browser, server):
     first = browser.new_context().new_page()
     first.goto(server)
-    first.wait_for_selector(IDLE, timeout=60_000)
+    first.wait_for_selector(IDLE, timeout=hang_ms(60))
     train(first, 5000)
-    first.wait_for_function("() => /Training · step [1-9]/.test(document.body.innerText)", timeout=60_000)
+    first.wait_for_function("() => /Training · step [1-9]/.test(document.body.innerText)", timeout=hang_ms(60))
     first.context.close()  # the student closes the tab mid-run
     second = browser.new_context().new_page()
     second.goto(server)
-    second.wait_for_selector(IDLE, timeout=60_000)
+    second.wait_for_selector(IDLE, timeout=hang_ms(60))
     train(second, 10)
     # With the first run still holding the only trainer this would wait in the queue for 5000 steps.
-    second.wait_for_function("() => document.body.innerText.includes('Done · step 10/10')", timeout=90_000)
+    second.wait_for_function("() => document.body.innerText.includes('Done · step 10/10')", timeout=hang_ms(90))
     second.context.close()
 
 
@@ -127,24 +128,24 @@ def draw_seven(page) -> None:
 
 def test_draw_a_digit_while_training_and_every_model_predicts(page):
     train(page, 300)
-    page.wait_for_function("() => /Training · step [1-9]/.test(document.body.innerText)", timeout=60_000)
+    page.wait_for_function("() => /Training · step [1-9]/.test(document.body.innerText)", timeout=hang_ms(60))
     page.get_by_role("link", name="Draw & look inside").click()
-    expect(page.get_by_text("Draw a digit (or pick")).to_be_visible(timeout=30_000)  # blank canvas: no guess
+    expect(page.get_by_text("Draw a digit (or pick")).to_be_visible(timeout=hang_ms(30))  # blank canvas: no guess
     draw_seven(page)
     chart = page.locator("[data-testid=stPlotlyChart]").first
     for name in ("plain-20", "res-20", "plain-56", "res-56"):
-        expect(chart.locator(".annotation-text", has_text=name)).to_have_count(1, timeout=30_000)
+        expect(chart.locator(".annotation-text", has_text=name)).to_have_count(1, timeout=hang_ms(30))
     expect(page.get_by_text(re.compile(r"With the weights after step \d+ of 300"))).to_be_visible()
     expect(page.get_by_text("4. centred in 28×28")).to_be_visible()
-    expect(page.get_by_text("Block s1.b1 (16 channels)")).to_be_visible(timeout=30_000)  # the feature maps
+    expect(page.get_by_text("Block s1.b1 (16 channels)")).to_be_visible(timeout=hang_ms(30))  # the feature maps
     # The bars follow the training: the step in the caption moves on by itself.
     caption = page.get_by_text(re.compile(r"With the weights after step \d+"))
     first = step_of(caption.inner_text().replace(" of ", "/"))
     page.wait_for_function(f"() => (document.body.innerText.match(/after step (\\d+) of/) || [0, 0])[1] > {first}",
-                           timeout=60_000)
+                           timeout=hang_ms(60))
     # An upload that is not an image gets a message, and the page carries on.
     page.get_by_text("Upload", exact=True).click()
     page.locator("[data-testid=stFileUploaderDropzoneInput]").set_input_files(
         files=[{"name": "digit.png", "mimeType": "image/png", "buffer": b"not really a png"}])
-    expect(page.get_by_text("That file is not an image we can read")).to_be_visible(timeout=30_000)
+    expect(page.get_by_text("That file is not an image we can read")).to_be_visible(timeout=hang_ms(30))
     assert page.locator("[data-testid=stException]").count() == 0

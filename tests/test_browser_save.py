@@ -5,6 +5,7 @@ import zipfile
 import pytest
 from app_server import IDLE, running_app
 from playwright.sync_api import expect
+from speed import hang_ms
 
 pytestmark = pytest.mark.browser
 
@@ -17,7 +18,7 @@ def new_page(browser, url):
     page.errors = []
     page.on("pageerror", lambda e: page.errors.append(str(e)))
     page.goto(url)
-    page.wait_for_selector(IDLE, timeout=60_000)
+    page.wait_for_selector(IDLE, timeout=hang_ms(60))
     return page
 
 
@@ -36,9 +37,9 @@ def test_a_link_a_saved_run_and_reopening_it(browser, tmp_path):
         expect(page.get_by_text("The link's setting “lr” was ignored")).to_be_visible()
         expect(page.get_by_role("spinbutton", name="Steps", exact=True)).to_have_value("20")
         page.get_by_role("button", name="Train").click()
-        page.wait_for_function("() => document.body.innerText.includes('Done · step 20/20')", timeout=120_000)
+        page.wait_for_function("() => document.body.innerText.includes('Done · step 20/20')", timeout=hang_ms(120))
         page.wait_for_selector(IDLE)
-        page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot').length >= 4", timeout=30_000)
+        page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot').length >= 4", timeout=hang_ms(30))
         shown = charts(page)
         assert len(shown) >= 4 and "res-8-b0.5" in shown[0]
         # The address bar and the Share menu hold a link to these settings (the bad lr is gone).
@@ -48,7 +49,7 @@ def test_a_link_a_saved_run_and_reopening_it(browser, tmp_path):
         page.keyboard.press("Escape")
         # Save: a real download of one zip with the metrics, the checkpoints and a PNG of each chart.
         page.get_by_role("button", name="Save run").click()
-        with page.expect_download(timeout=120_000) as download:
+        with page.expect_download(timeout=hang_ms(120)) as download:
             page.get_by_role("button", name="Download .zip").click()
         saved = tmp_path / "run.zip"
         download.value.save_as(saved)
@@ -61,10 +62,10 @@ def test_a_link_a_saved_run_and_reopening_it(browser, tmp_path):
         other.get_by_role("button", name="Open saved run").click()
         other.locator("[data-testid=stFileUploaderDropzoneInput]").set_input_files(
             files=[{"name": "broken.zip", "mimeType": "application/zip", "buffer": saved.read_bytes()[:5000]}])
-        expect(other.get_by_text("This file is not a run saved by ResNet Lab")).to_be_visible(timeout=30_000)
+        expect(other.get_by_text("This file is not a run saved by ResNet Lab")).to_be_visible(timeout=hang_ms(30))
         expect(other.get_by_text("No run yet")).to_be_visible()  # nothing changed
         other.locator("[data-testid=stFileUploaderDropzoneInput]").set_input_files(str(saved))
-        expect(other.get_by_text("Opened from run.zip.")).to_be_visible(timeout=60_000)
+        expect(other.get_by_text("Opened from run.zip.")).to_be_visible(timeout=hang_ms(60))
         other.wait_for_selector(IDLE)
         other.wait_for_function("n => document.querySelectorAll('.js-plotly-plot').length >= n", arg=len(shown))
         assert charts(other) == shown, "the reopened run must draw identical charts"

@@ -14,6 +14,7 @@ from resnet_viz.engine import Job
 from resnet_viz.i18n import LANGUAGES, catalogue
 from resnet_viz.ui.nav import PAGES
 from resnet_viz.ui.session import JobHolder
+from speed import hang_s
 
 APP = str(Path(__file__).resolve().parent.parent / "streamlit_app.py")
 # Every kind of chart: plain, residual, learnable alpha, CSP.
@@ -28,7 +29,7 @@ def trained():
 
 
 def app(url_path: str = "lab", job=None, params: dict | None = None, lang: str | None = None, run=True):
-    at = AppTest.from_file(APP, default_timeout=60)
+    at = AppTest.from_file(APP, default_timeout=hang_s(60))
     if job is not None:
         holder = JobHolder()
         holder.job = job

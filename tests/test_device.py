@@ -5,6 +5,7 @@ import torch
 from resnet_viz import device
 from resnet_viz.config import LabError, ModelSpec, TrainSpec
 from resnet_viz.engine import Job, WorkerQueue
+from speed import hang_s
 
 
 def test_auto_picks_the_best_available_and_cpu_is_always_there():
@@ -30,7 +31,7 @@ def test_training_on_cuda_publishes_the_weights_to_the_server_models(background)
     before = [p.detach().clone() for p in job.nets[1].parameters()]
     if background:
         job.start()
-        assert job.join(300)
+        assert job.join(hang_s(300))
         snap = job.snapshot()
     else:
         snap = job.run_blocking()

@@ -11,6 +11,7 @@ from resnet_viz import diagram
 from resnet_viz.config import ModelSpec
 from resnet_viz.diagram import architecture_dot, csp_channels
 from resnet_viz.i18n import tr
+from speed import hang_s
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCALES = ROOT / "resnet_viz" / "locales"
@@ -64,7 +65,7 @@ def check_syntax(dot: str) -> None:
     for a, b, _ in edges(dot):
         assert a in declared and b in declared, (a, b)
     if shutil.which("dot"):
-        r = subprocess.run(["dot", "-Tsvg"], input=dot.encode(), capture_output=True, timeout=60)
+        r = subprocess.run(["dot", "-Tsvg"], input=dot.encode(), capture_output=True, timeout=hang_s(60))
         assert r.returncode == 0 and not r.stderr.strip(), r.stderr.decode()
 
 
@@ -315,5 +316,5 @@ def test_module_needs_neither_torch_nor_streamlit():
             "from resnet_viz.config import ModelSpec; "
             "architecture_dot(ModelSpec(csp=0.5)); "
             "assert 'torch' not in sys.modules and 'streamlit' not in sys.modules, sorted(sys.modules)")
-    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=hang_s(60))
     assert r.returncode == 0, r.stderr

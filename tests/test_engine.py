@@ -8,6 +8,7 @@ import pytest
 from resnet_viz.config import ModelSpec, TrainSpec
 from resnet_viz.engine import Job, Snapshot, WorkerQueue, diverged_message
 from resnet_viz.trainer import lr_at as _lr_at
+from speed import hang_s
 
 DEPTH = 8
 TINY_MODEL = ModelSpec(depth=DEPTH)
@@ -18,7 +19,7 @@ def tiny_train(**kw) -> TrainSpec:
 
 
 def wait_for(job: Job, pred, timeout: float = 10.0) -> Snapshot:
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + hang_s(timeout)
     while True:
         snap = job.snapshot()
         if pred(snap):
@@ -32,7 +33,7 @@ def wait_for(job: Job, pred, timeout: float = 10.0) -> Snapshot:
 def wait_until_blocked(job: Job, timeout: float = 10.0) -> Snapshot:
     """Wait until the worker sits at a step boundary: its clock stops while it is paused, so two
     snapshots a little apart show the same elapsed time."""
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + hang_s(timeout)
     prev = job.snapshot()
     while True:
         time.sleep(0.05)
@@ -52,7 +53,7 @@ def jobs():
     for job in started:
         job.stop()
     for job in started:
-        job.join(10)
+        job.join(hang_s(10))
 
 
 def long_job(queue: WorkerQueue, name: str = "res-8", heartbeat_timeout: float | None = None) -> Job:
@@ -209,7 +210,7 @@ def test_background_job_stops_on_request(jobs):
     jobs.append(job.start())
     wait_for(job, lambda s: s.state == "running" and s.step >= 2)
     job.stop()
-    assert job.join(10) is True
+    assert job.join(hang_s(10)) is True
     snap = job.snapshot()
     assert snap.state == "stopped" and snap.finished
     assert 2 <= snap.step < snap.steps
@@ -228,14 +229,14 @@ def test_a_job_nobody_watches_stops_itself_and_a_watched_one_goes_on(jobs):
     while time.monotonic() - t0 < 3:
         watched.touch()
         time.sleep(0.1)
-    assert forgotten.join(5), "a queued job nobody watches leaves the queue"
+    assert forgotten.join(hang_s(5)), "a queued job nobody watches leaves the queue"
     assert forgotten.snapshot().state == "stopped" and forgotten.snapshot().step == 0
     snap = watched.snapshot()
     assert snap.state == "running" and snap.step >= 1, "a watched job trains on"
     stopped_at = time.monotonic()
-    assert watched.join(10), "once nobody watches, the running job stops too"
+    assert watched.join(hang_s(10)), "once nobody watches, the running job stops too"
     assert watched.snapshot().state == "stopped"
-    assert time.monotonic() - stopped_at < 5  # within seconds of the timeout
+    assert time.monotonic() - stopped_at < hang_s(5)  # within seconds of the timeout
 
 
 def shared_memory_maps() -> int:
@@ -255,7 +256,7 @@ def test_a_stopped_job_frees_its_shared_memory_when_its_session_lets_go():
         assert shared_memory_maps() > before
     finally:
         job.stop()
-        assert job.join(10)
+        assert job.join(hang_s(10))
     del job
     gc.collect()
     assert shared_memory_maps() == before
@@ -272,7 +273,7 @@ def test_start_twice_is_harmless(jobs):
 def test_background_job_runs_to_done(jobs):
     job = Job([TINY_MODEL], tiny_train(steps=5), queue=WorkerQueue(1))
     jobs.append(job.start())
-    assert job.join(20)
+    assert job.join(hang_s(20))
     snap = job.snapshot()
     assert snap.state == "done" and snap.step == 5
 
@@ -287,7 +288,7 @@ def test_the_server_holds_the_weights_the_worker_trained(jobs):
     job = Job([TINY_MODEL, ModelSpec(depth=DEPTH, skip=False)], train, queue=WorkerQueue(1))
     before = [net.stem[0].weight.detach().clone() for net in job.nets]
     jobs.append(job.start())
-    assert job.join(30) and job.snapshot().state == "done"
+    assert job.join(hang_s(30)) and job.snapshot().state == "done"
     d = bundled_mnist()
     for net, view, w0 in zip(job.nets, job.snapshot().models, before):
         assert not np.allclose(net.stem[0].weight.detach().numpy(), w0.numpy())
@@ -331,7 +332,7 @@ def test_pause_step_resume(jobs):
     assert wait_until_blocked(job).step == 3
 
     job.resume()
-    assert job.join(20)
+    assert job.join(hang_s(20))
     snap = job.snapshot()
     assert snap.state == "done" and snap.step == steps
     assert np.isfinite(snap.models[0].train_loss).all()
@@ -350,7 +351,7 @@ def test_pause_while_running_holds_the_step(jobs):
     job.resume()
     wait_for(job, lambda s: s.step > held)
     job.stop()
-    assert job.join(10)
+    assert job.join(hang_s(10))
     assert job.snapshot().state == "stopped"
 
 
@@ -359,7 +360,7 @@ def test_stop_while_paused(jobs):
     jobs.append(job.start(paused=True))
     wait_for(job, lambda s: s.state == "paused")
     job.stop()
-    assert job.join(10)
+    assert job.join(hang_s(10))
     snap = job.snapshot()
     assert snap.state == "stopped" and snap.step == 0
 
@@ -381,12 +382,12 @@ def test_queue_second_job_waits_then_runs(jobs):
     assert second.snapshot().step == 0 and second.snapshot().state == "queued"
 
     first.stop()
-    assert first.join(10)
+    assert first.join(hang_s(10))
     assert first.snapshot().state == "stopped"
     snap = wait_for(second, lambda s: s.state == "running" and s.step >= 1)
     assert snap.queue_position == 0
     second.stop()
-    assert second.join(10)
+    assert second.join(hang_s(10))
     assert second.snapshot().state == "stopped"
     assert queue.busy() == (0, 0)
 
@@ -402,7 +403,7 @@ def test_queue_is_first_come_first_served(jobs):
     third.start()
     wait_for(third, lambda s: s.queue_position == 2)
     first.stop()
-    assert first.join(10)
+    assert first.join(hang_s(10))
     wait_for(second, lambda s: s.state == "running")
     time.sleep(0.3)
     assert third.snapshot().state == "queued" and third.snapshot().queue_position == 1
@@ -417,7 +418,7 @@ def test_stopping_a_queued_job_ends_it_without_training(jobs):
     waiting.start()
     wait_for(waiting, lambda s: s.state == "queued" and s.queue_position == 1)
     waiting.stop()
-    assert waiting.join(10)
+    assert waiting.join(hang_s(10))
     snap = waiting.snapshot()
     assert snap.state == "stopped" and snap.step == 0 and snap.queue_position == 0
     assert len(snap.models[0].train_loss) == 0
@@ -468,7 +469,7 @@ def test_background_workers_match_in_process_training_while_jobs_are_built():
     for _ in range(5):
         Job([ModelSpec(depth=14)], train, queue=WorkerQueue(1))
     for job in jobs:
-        assert job.join(60)
+        assert job.join(hang_s(60))
         snap = job.snapshot()
         assert snap.state == "done", snap.error
         np.testing.assert_array_equal(snap.models[0].train_loss, reference)

@@ -15,6 +15,7 @@ from resnet_viz.config import ModelSpec, TrainSpec
 from resnet_viz.data import bundled_mnist
 from resnet_viz.engine import Job, WorkerQueue
 from resnet_viz.tasks import Task
+from speed import hang_s
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -90,7 +91,7 @@ def test_sweep_rows_and_cancel():
 
 def test_sweep_cli_writes_csv_and_figure(tmp_path):
     r = subprocess.run([sys.executable, "-m", "resnet_viz", "sweep", "--depths", "8,14", "--seeds", "1", "--steps",
-                        "5", "--out", str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=300)
+                        "5", "--out", str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=hang_s(300))
     assert r.returncode == 0, r.stderr
     with open(tmp_path / "sweep.csv") as f:
         rows = list(csv.DictReader(f))
@@ -103,7 +104,7 @@ def test_sweep_cli_writes_csv_and_figure(tmp_path):
 @pytest.mark.parametrize("args", [["--depths", "9"], ["--depths", "8,x"], ["--seeds", "0"], ["--steps", "0"]])
 def test_sweep_cli_rejects_bad_values_in_one_line(tmp_path, args):
     r = subprocess.run([sys.executable, "-m", "resnet_viz", "sweep", *args, "--out", str(tmp_path)], cwd=ROOT,
-                       capture_output=True, text=True, timeout=120)
+                       capture_output=True, text=True, timeout=hang_s(120))
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr, r.stderr
 
 
@@ -111,16 +112,16 @@ def test_tasks_stream_rows_run_on_session_models_and_cancel(trained):
     q = WorkerQueue(1)
     task = Task("sweep", {"depths": (8,), "seeds": (0, 1), "train": TrainSpec(steps=5, eval_every=5)}, queue=q)
     task.start()
-    assert task.join(120)
+    assert task.join(hang_s(120))
     view = task.snapshot()
     assert view.state == "done" and len(view.rows) == 4 and view.done == view.total == 2
     lesion = Task("lesion", job=trained, queue=q).start()
-    assert lesion.join(120) and lesion.snapshot().state == "done"
+    assert lesion.join(hang_s(120)) and lesion.snapshot().state == "done"
     full, acc = lesion.snapshot().result["res-14"]
     assert 0 < full <= 1 and len(acc) == 6
     slow = Task("sweep", {"depths": (56,), "seeds": (0, 1, 2), "train": TrainSpec(steps=500)}, queue=q).start()
     time.sleep(2)
     slow.stop()
-    assert slow.join(30) and slow.snapshot().state == "cancelled"
+    assert slow.join(hang_s(30)) and slow.snapshot().state == "cancelled"
     with pytest.raises(ValueError):
         Task("lesion")  # needs models

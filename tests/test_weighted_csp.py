@@ -10,6 +10,7 @@ from resnet_viz.config import ModelSpec, TrainSpec
 from resnet_viz.engine import Job, WorkerQueue
 from resnet_viz.i18n import LabError
 from resnet_viz.models import build_model, count_params, forward_flops
+from speed import hang_s
 
 
 def residual_block(c, **kw):
@@ -110,7 +111,7 @@ def test_cli_summary_has_final_scales_and_csp(tmp_path):
     r = subprocess.run([sys.executable, "-m", "resnet_viz", "train", "--model", "depth=8,alpha=0,learn_alpha=true",
                         "--model", "depth=8,csp=0.5,csp_fusion=first", "--model", "plain-8", "--steps", "3",
                         "--quiet", "--out", str(tmp_path)], cwd=Path(__file__).parent.parent, capture_output=True,
-                       text=True, timeout=300)
+                       text=True, timeout=hang_s(300))
     assert r.returncode == 0, r.stderr
     rezero, csp, plain = json.loads((tmp_path / "summary.json").read_text())["models"]
     assert len(rezero["final_alpha"]) == 3 and rezero["final_alpha"] != [0.0, 0.0, 0.0]
