@@ -173,7 +173,9 @@ def run_bench(steps: int = 20, first_render: bool = False) -> dict:
     return {"cores": os.cpu_count(), "torch_threads": threads_per_worker(), "torch": torch.__version__,
             "batch_size": train.batch_size, "matmul_gflops": round(peak, 1), "models": models,
             "lockstep_ms_per_step": round(sum(m["ms_per_step"] for m in models), 1),
-            "probe_overhead": round(probe_overhead(deepest, train.batch_size), 3), "probe_overhead_model": deepest.name,
+            # pairs of steps follow --steps (40 at the default 20): a quick `bench --steps 2` stays quick
+            "probe_overhead": round(probe_overhead(deepest, train.batch_size, pairs=max(5, min(40, 2 * steps))), 3),
+            "probe_overhead_model": deepest.name,
             "degradation_seconds": round(lesson_seconds, 1), "degradation_step": lesson_step,
             "predict_ms": round(draw_ms, 1),
             # peak resident memory of this process after training the default preset (Linux reports KiB)

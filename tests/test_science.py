@@ -15,14 +15,20 @@ from resnet_viz.plots import first_last_ratio
 pytestmark = pytest.mark.slow
 
 
+DEFAULT = PRESETS["degradation"]
+
+
 @pytest.fixture(scope="module")
 def sweep_jobs():
-    """plain-20, plain-56 and res-56 trained at the depth sweep's default budget, per seed (lazily, once)."""
+    """plain-20, plain-56 and res-56 trained at the depth sweep's default budget, per seed (lazily, once).
+    Seed 0 trains the default preset's four models: its first 120 steps are the default lesson, step for step
+    (the same start, the same batches: training does not depend on the budget or the other models)."""
     jobs = {}
 
     def get(seed: int) -> Job:
         if seed not in jobs:
-            models = [ModelSpec(depth=20, skip=False), ModelSpec(depth=56, skip=False), ModelSpec(depth=56)]
+            models = DEFAULT.models if seed == DEFAULT.train.seed else [
+                ModelSpec(depth=20, skip=False), ModelSpec(depth=56, skip=False), ModelSpec(depth=56)]
             jobs[seed] = Job(models, replace(SWEEP_TRAIN, seed=seed))
             jobs[seed].run_blocking()
         return jobs[seed]
@@ -33,6 +39,17 @@ def sweep_jobs():
 def test_plain_56_trains_worse_than_plain_20_and_res_56_at_the_sweep_budget(sweep_jobs, seed):
     loss = {v.name: v.final_train_loss() for v in sweep_jobs(seed).snapshot().models}
     assert loss["plain-56"] > loss["plain-20"] and loss["plain-56"] > loss["res-56"], loss
+
+
+def test_the_default_preset_shows_the_lesson(sweep_jobs):
+    """The product's claim, on real data with the default settings: after the default run's steps,
+    plain-56's training loss (mean of the last 20 steps) is at least 2x both plain-20's and res-56's."""
+    assert SWEEP_TRAIN.steps >= DEFAULT.train.steps and replace(SWEEP_TRAIN, steps=DEFAULT.train.steps,
+                                                                  eval_every=DEFAULT.train.eval_every) == DEFAULT.train
+    n = DEFAULT.train.steps
+    loss = {v.name: float(np.mean(v.train_loss[n - 20:n])) for v in sweep_jobs(DEFAULT.train.seed).snapshot().models}
+    assert loss["plain-56"] >= 2 * loss["plain-20"], loss
+    assert loss["plain-56"] >= 2 * loss["res-56"], loss
 
 
 def test_deleting_a_block_barely_hurts_a_residual_net_and_breaks_a_plain_one(sweep_jobs):
