@@ -7,16 +7,19 @@ import argparse
 import json
 import sys
 import time
-from dataclasses import replace
+from dataclasses import fields, replace
 from functools import partial
 from pathlib import Path
 
-from .config import (PRESETS, DEFAULT_PRESET, SWEEP_DEPTHS, SWEEP_SEEDS, SWEEP_TRAIN, VALID_DEPTHS, ModelSpec,
-                     TrainSpec, spec_from_dict)
+from .config import (NAMES_HELP, PRESETS, DEFAULT_PRESET, RESNET_SWEEP_DEPTHS, SWEEP_DEPTHS, SWEEP_SEEDS,
+                     SWEEP_TRAIN, ModelSpec, TrainSpec, field_kind, parse_name, spec_from_dict)
 from .download import SOURCES
 from .i18n import LabError, tr
 
 t = partial(tr, "en")
+MODEL_HELP = (f"a model name ({NAMES_HELP}), key=value pairs ({', '.join(f.name for f in fields(ModelSpec))}), "
+              "or a name then pairs: resnet-50,width=0.5,stem=imagenet")
+MIN_SIDE, MAX_SIDE = 8, 1024  # --input: smaller than LeNet-5 and VGG take, larger than anyone summarises
 DATASET_NAMES = ["mnist-5k", *SOURCES]  # data.DATASETS without importing torch, which --help does not need
 
 
@@ -26,20 +29,21 @@ class OneLineParser(argparse.ArgumentParser):
 
 
 def parse_model(text: str) -> ModelSpec:
-    """'plain-56', 'res-20', or key=value pairs: 'depth=56,skip=false,shortcut=B,width=0.5,name=wide'."""
-    text = text.strip()
-    for prefix, skip in (("plain-", False), ("res-", True)):
-        if text.startswith(prefix) and text[len(prefix):].isdigit():
-            return ModelSpec(depth=int(text[len(prefix):]), skip=skip)
+    """A model name ('resnet-50', 'plain-56', 'vgg-16'), key=value pairs ('depth=56,skip=false,shortcut=B'),
+    or a name followed by pairs that change it ('resnet-50,width=0.5,stem=imagenet')."""
     fields = {}
-    for part in filter(None, text.split(",")):
+    for i, part in enumerate(filter(None, (p.strip() for p in text.split(",")))):
         key, sep, value = part.partition("=")
         if not sep:
-            raise argparse.ArgumentTypeError(f"expected key=value or plain-N/res-N, got {part!r}")
-        fields[key.strip().replace("-", "_")] = _value(key.strip(), value.strip())
-    unknown = set(fields) - set(ModelSpec.__dataclass_fields__)
-    if unknown:
-        raise argparse.ArgumentTypeError(f"unknown model setting(s): {', '.join(sorted(unknown))}")
+            named = parse_name(part) if i == 0 else None
+            if named is None:
+                raise argparse.ArgumentTypeError(f"expected key=value or a model name ({NAMES_HELP}), got {part!r}")
+            fields |= named
+            continue
+        key = key.strip().replace("-", "_")
+        if key not in ModelSpec.__dataclass_fields__:
+            raise argparse.ArgumentTypeError(f"unknown model setting: {key}")
+        fields[key] = _value(key, value.strip())
     try:
         return spec_from_dict(ModelSpec, fields)
     except LabError as e:
@@ -49,16 +53,16 @@ def parse_model(text: str) -> ModelSpec:
 def _value(key: str, value: str):
     booleans = {"true": True, "1": True, "yes": True, "on": True, "false": False, "0": False, "no": False,
                 "off": False}
-    key = key.replace("-", "_")
-    if key in ("skip", "batch_norm", "learn_alpha", "learn_beta"):
+    kind = field_kind(ModelSpec, key)
+    if kind is bool:
         if value.lower() not in booleans:
             raise argparse.ArgumentTypeError(f"{key} must be true or false, got {value!r}")
         return booleans[value.lower()]
-    if key in ("depth", "stem_stride"):
+    if kind is int:
         if not value.lstrip("-").isdigit():
             raise argparse.ArgumentTypeError(f"{key} must be a whole number, got {value!r}")
         return int(value)
-    if key in ("width", "alpha", "beta", "csp"):
+    if kind is float:
         try:
             return float(value)
         except ValueError:
@@ -72,10 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = sub.add_parser("train", help=t("cli.train_help"))
     train.add_argument("--preset", choices=sorted(PRESETS), default=DEFAULT_PRESET)
-    train.add_argument("--model", action="append", type=parse_model, metavar="SPEC",
-                       help="replace the preset's models; repeat for each: plain-56, res-20, or "
-                            "key=value pairs (depth, skip, shortcut, width, batch_norm, init, stem_stride, alpha, "
-                            "beta, learn_alpha, learn_beta, scale, csp, csp_fusion, name)")
+    train.add_argument("--model", action="append", type=parse_model, metavar="SPEC", help=MODEL_HELP)
     defaults = TrainSpec()
     for name, kind in (("steps", int), ("batch_size", int), ("lr", float), ("momentum", float),
                        ("weight_decay", float), ("warmup_steps", int), ("seed", int), ("eval_every", int),
@@ -92,8 +93,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--quiet", action="store_true", help="no progress lines")
 
     sweep = sub.add_parser("sweep", help=t("cli.sweep_help"))
-    sweep.add_argument("--depths", type=depth_list, default=depth_list(",".join(map(str, SWEEP_DEPTHS))),
-                       help="comma-separated depths, each 6n+2 (default %(default)s)")
+    sweep.add_argument("--family", choices=["cifar", "resnet"], default="cifar",
+                       help="cifar: the 6n+2 nets (default); resnet: ResNet-18/34/50/101 and their plain twins")
+    sweep.add_argument("--depths", type=depth_list, default=None,
+                       help=f"comma-separated depths (default {','.join(map(str, SWEEP_DEPTHS))} for cifar, "
+                            f"{','.join(map(str, RESNET_SWEEP_DEPTHS))} for resnet)")
     sweep.add_argument("--seeds", type=int, default=len(SWEEP_SEEDS), help="seeds 0..N-1 (default %(default)s)")
     sweep.add_argument("--steps", type=int, default=SWEEP_TRAIN.steps, help="training steps per net (default "
                                                                              "%(default)s)")
@@ -104,6 +108,16 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--first-render", action="store_true",
                        help="also start the app and time its first page in Chromium (needs playwright and "
                             "Debian's chromium, from tests/requirements.txt)")
+    summary = sub.add_parser("summary", help=t("cli.summary_help"))
+    summary.add_argument("--model", action="append", type=parse_model, metavar="SPEC",
+                         help="the model(s) to summarise (default: the preset's): " + MODEL_HELP)
+    summary.add_argument("--preset", choices=sorted(PRESETS), default=DEFAULT_PRESET)
+    summary.add_argument("--input", type=input_shape, default=(1, 28, 28), metavar="CxHxW",
+                         help="one image's size (default 1x28x28; 3x224x224 for ImageNet)")
+    summary.add_argument("--classes", type=int, default=10, help="outputs of the last layer (default 10)")
+    summary.add_argument("--blocks", action="store_true", help="one row per block, not per stage")
+    summary.add_argument("--json", action="store_true", help="one JSON object per model, one per line")
+    summary.add_argument("--lang", choices=["en", "zh"], default="en")
     download = sub.add_parser("download", help=t("cli.download_help"))
     download.add_argument("dataset", choices=list(SOURCES))
     return parser
@@ -118,6 +132,8 @@ def main(argv=None) -> int:
             return cmd_sweep(args)
         if args.command == "download":
             return cmd_download(args)
+        if args.command == "summary":
+            return cmd_summary(args)
         return cmd_bench(args)
     except LabError as e:
         print(f"python -m resnet_viz: error: {e}", file=sys.stderr)
@@ -181,23 +197,22 @@ def _make_folder(path: Path) -> bool:
 
 def depth_list(text: str) -> tuple[int, ...]:
     try:
-        depths = tuple(int(d) for d in text.split(","))
+        return tuple(int(d) for d in text.split(","))
     except ValueError:
         raise argparse.ArgumentTypeError(f"depths must be comma-separated whole numbers, got {text!r}") from None
-    for d in depths:
-        if d not in VALID_DEPTHS:
-            raise argparse.ArgumentTypeError(tr("en", "error.depth", value=d, lo=VALID_DEPTHS[0], hi=VALID_DEPTHS[-1]))
-    return depths
 
 
 def cmd_sweep(args) -> int:
     from .experiment_plots import save_degradation_png
-    from .experiments import sweep, sweep_summary, write_sweep_csv
+    from .experiments import sweep, sweep_base, sweep_summary, write_sweep_csv
 
     if not 1 <= args.seeds <= 20:
         print("python -m resnet_viz: error: --seeds must be 1 to 20", file=sys.stderr)
         return 2
     train = replace(SWEEP_TRAIN, steps=args.steps, eval_every=args.steps)  # validates steps
+    depths = args.depths or (SWEEP_DEPTHS if args.family == "cifar" else RESNET_SWEEP_DEPTHS)
+    for d in depths:  # each depth must exist in the family: ModelSpec says so in its own words
+        ModelSpec(family=args.family, depth=d)
     if not _make_folder(args.out):
         return 2
     started = time.perf_counter()
@@ -205,10 +220,42 @@ def cmd_sweep(args) -> int:
     def progress(done, total):
         print(f"{done}/{total} depth-seed pairs ({time.perf_counter() - started:.0f} s)", file=sys.stderr, flush=True)
 
-    rows = sweep(args.depths, tuple(range(args.seeds)), train, on_progress=progress)
+    rows = sweep(depths, tuple(range(args.seeds)), train, sweep_base(args.family), on_progress=progress)
     write_sweep_csv(rows, args.out / "sweep.csv")
     save_degradation_png(sweep_summary(rows), args.out / "degradation.png", t)
     print(f"wrote {args.out}/sweep.csv, degradation.png in {time.perf_counter() - started:.0f} s", file=sys.stderr)
+    return 0
+
+
+def input_shape(text: str) -> tuple[int, int, int]:
+    parts = text.lower().replace("×", "x").split("x")
+    if len(parts) != 3 or not all(p.strip().isdigit() for p in parts):
+        raise argparse.ArgumentTypeError(f"input must be CxHxW, e.g. 3x224x224, got {text!r}")
+    c, h, w = (int(p) for p in parts)
+    if not (1 <= c <= 16 and MIN_SIDE <= h <= MAX_SIDE and MIN_SIDE <= w <= MAX_SIDE):
+        raise argparse.ArgumentTypeError(f"input must have 1-16 channels and sides of {MIN_SIDE}-{MAX_SIDE}, "
+                                         f"got {text!r}")
+    return c, h, w
+
+
+def cmd_summary(args) -> int:
+    from .models import layer_table
+    from .summary import as_json, as_text
+
+    if not 1 <= args.classes <= 100_000:
+        raise LabError("error.classes", value=args.classes)
+    models = args.model or PRESETS[args.preset].models
+    for i, spec in enumerate(models):
+        try:
+            table = layer_table(spec, args.input, args.classes)
+        except RuntimeError as e:  # an input too small for the net's poolings: torch says which layer
+            print(f"python -m resnet_viz: error: {spec.name} cannot take a {'x'.join(map(str, args.input))} "
+                  f"input: {str(e).splitlines()[0]}", file=sys.stderr)
+            return 2
+        if args.json:
+            print(json.dumps(as_json(table, grouped=not args.blocks)))
+        else:
+            print(("\n" if i else "") + as_text(table, args.lang, grouped=not args.blocks), end="")
     return 0
 
 

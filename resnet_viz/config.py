@@ -3,6 +3,8 @@
 Every limit lives here, once, so the UI, the CLI and the engine reject the same bad values with the same
 message (a LabError whose key the UI translates).
 """
+import re
+import types
 from dataclasses import asdict, dataclass, field, fields, replace
 
 from .i18n import LabError
@@ -10,11 +12,50 @@ from .i18n import LabError
 # He et al.'s CIFAR nets have 6n+2 layers: a stem conv, three stages of n two-conv blocks, and a linear head.
 MIN_DEPTH, MAX_DEPTH = 8, 110
 VALID_DEPTHS = tuple(range(MIN_DEPTH, MAX_DEPTH + 1, 6))
-STAGE_CHANNELS = (16, 32, 64)
-WIDTHS = (0.25, 0.5, 1.0, 2.0)
+CIFAR_CHANNELS = (16, 32, 64)  # the three stages' channels at width 1
+RESNET_DEPTHS = (18, 34, 50, 101, 152)  # He et al. Table 1: basic blocks below 50, bottlenecks from 50
+VGG_DEPTHS = (11, 13, 16, 19)  # Simonyan and Zisserman Table 1, columns A, B, D, E
+WIDTHS = (0.125, 0.25, 0.5, 1.0, 2.0)  # multiplies every layer's channels
 SHORTCUTS = ("A", "B")  # A: identity + zero-padding (same params as plain); B: 1x1 projection on shape change
 INITS = ("he", "default")  # he: Kaiming normal (fan_out), as torchvision; default: PyTorch's own
+STEMS = ("small", "imagenet")  # small: one 3x3 conv; imagenet: 7x7 conv stride 2 + 3x3 max pool stride 2
 STEM_STRIDES = (1, 2)
+
+
+@dataclass(frozen=True)
+class Family:
+    """What a family of networks takes: its depths, the settings that apply to it, and its defaults.
+    A setting that does not apply is None in a spec of the family (or, for the skip-path settings, its
+    neutral default); giving it another value is an error that names the setting and the family."""
+
+    depths: tuple[int, ...]
+    settings: frozenset  # ModelSpec fields a user may set, besides family and name
+    defaults: dict  # values of the family-dependent fields (FAMILY_FIELDS) when not given
+
+
+FAMILY_FIELDS = ("depth", "skip", "shortcut", "width", "batch_norm", "init", "stem", "stem_stride")
+SKIP_FIELDS = ("alpha", "beta", "learn_alpha", "learn_beta", "scale", "csp", "csp_fusion")  # residual families
+_RESIDUAL = frozenset({"depth", "skip", "shortcut", "width", "batch_norm", "init", "stem_stride", *SKIP_FIELDS})
+FAMILIES = {
+    # He et al.'s CIFAR nets (Section 4.2): the lab's own, and every preset, link and saved run before families
+    "cifar": Family(VALID_DEPTHS, _RESIDUAL, dict(depth=20, skip=True, shortcut="A", width=1.0, batch_norm=True,
+                                                  init="he", stem=None, stem_stride=2)),
+    # He et al.'s ImageNet nets, as torchvision builds them; by default a quarter width and a 3x3 stride-2
+    # stem (14x14 maps into stage 1, as the cifar nets), so a laptop trains them on 28x28 digits in a lesson;
+    # width 1 and stem imagenet are torchvision's exact models
+    "resnet": Family(RESNET_DEPTHS, _RESIDUAL | {"stem"}, dict(depth=18, skip=True, shortcut="B", width=0.25,
+                                                              batch_norm=True, init="he", stem="small",
+                                                              stem_stride=2)),
+    "lenet5": Family((5,), frozenset({"batch_norm", "init"}), dict(depth=5, skip=False, shortcut=None,
+                                                                    width=None, batch_norm=False,
+                                                                    init="default", stem=None, stem_stride=None)),
+    "alexnet": Family((8,), frozenset({"width", "batch_norm", "init"}), dict(
+        depth=8, skip=False, shortcut=None, width=0.25, batch_norm=True, init="he", stem=None, stem_stride=None)),
+    "vgg": Family(VGG_DEPTHS, frozenset({"depth", "width", "batch_norm", "init"}), dict(
+        depth=16, skip=False, shortcut=None, width=0.25, batch_norm=True, init="he", stem=None,
+        stem_stride=None)),
+}
+DEFAULT_FAMILY = "cifar"
 OPTIMIZERS = ("sgd", "adam")
 DEVICES = ("auto", "cpu", "cuda", "mps")  # auto: CUDA, else Apple MPS, else CPU
 LR_MILESTONES = (0.5, 0.75)  # He et al. divide the lr by 10 at 32k and 48k of 64k iterations: 50 % and 75 %
@@ -33,15 +74,19 @@ def _check(ok: bool, key: str, **params) -> None:
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """One CNN of a comparison. Depth counts weight layers: 6n+2."""
+    """One CNN of a comparison. Depth counts weight layers (6n+2 for the cifar family). A None setting takes
+    the family's default, or stays None where it does not apply to the family (FAMILIES)."""
 
-    depth: int = 20
-    skip: bool = True  # residual (True) or plain (False)
-    shortcut: str = "A"
-    width: float = 1.0  # multiplies the 16/32/64 stage channels
-    batch_norm: bool = True
-    init: str = "he"
-    stem_stride: int = 2  # 2 puts 14x14 maps into stage 1: ~4x cheaper on a laptop, the lesson survives
+    family: str = DEFAULT_FAMILY
+    depth: int | None = None
+    skip: bool | None = None  # residual (True) or plain (False)
+    shortcut: str | None = None
+    width: float | None = None  # multiplies every stage's channels (cifar: 16/32/64)
+    batch_norm: bool | None = None
+    init: str | None = None
+    stem: str | None = None  # resnet family: "small" (3x3 conv) or "imagenet" (7x7 stride 2 + max pool)
+    # cifar: 2 puts 14x14 maps into stage 1: ~4x cheaper on a laptop, the lesson survives
+    stem_stride: int | None = None
     # Weighted residual H = alpha * F(x) + beta * x (residual nets only). alpha = 0, learnable: ReZero.
     alpha: float = 1.0
     beta: float = 1.0
@@ -54,12 +99,36 @@ class ModelSpec:
     name: str = ""  # empty: derived, e.g. "res-56"
 
     def __post_init__(self):
-        _check(isinstance(self.depth, int) and self.depth in VALID_DEPTHS, "error.depth",
-               value=self.depth, lo=MIN_DEPTH, hi=MAX_DEPTH)
-        _check(self.shortcut in SHORTCUTS, "error.shortcut", value=self.shortcut)
-        _check(self.width in WIDTHS, "error.width", value=self.width, choices=", ".join(map(str, WIDTHS)))
+        _check(isinstance(self.family, str) and self.family in FAMILIES, "error.family", value=self.family, choices=", ".join(FAMILIES))
+        family = FAMILIES[self.family]
+        for key in FAMILY_FIELDS + SKIP_FIELDS:  # stem before stem_stride: whether the stride applies needs it
+            value = getattr(self, key)
+            if self.applies(key):
+                if value is None:
+                    object.__setattr__(self, key, family.defaults[key] if key in FAMILY_FIELDS else
+                                       _FIELD_DEFAULTS[key])
+                continue
+            fixed = None if key == "stem_stride" else (family.defaults[key] if key in FAMILY_FIELDS else
+                                                       _FIELD_DEFAULTS[key])
+            _check(value is None or value == fixed, "error.not_applicable", setting=key, family=self.family)
+            object.__setattr__(self, key, fixed)
+        if self.family == "cifar":
+            _check(isinstance(self.depth, int) and self.depth in VALID_DEPTHS, "error.depth",
+                   value=self.depth, lo=MIN_DEPTH, hi=MAX_DEPTH)
+        else:
+            _check(isinstance(self.depth, int) and self.depth in family.depths, "error.depth_choice",
+                   value=self.depth, family=self.family, choices=", ".join(map(str, family.depths)))
+        for key in ("skip", "batch_norm"):  # a table editor may hand over numpy's bools
+            _check(getattr(self, key) in (True, False), "error.bool", name=key, value=getattr(self, key))
+            object.__setattr__(self, key, bool(getattr(self, key)))
+        _check(self.shortcut in SHORTCUTS or self.shortcut is None, "error.shortcut", value=self.shortcut)
+        _check(self.width in WIDTHS or self.width is None, "error.width", value=self.width,
+               choices=", ".join(map(str, WIDTHS)))
         _check(self.init in INITS, "error.init", value=self.init)
-        _check(self.stem_stride in STEM_STRIDES, "error.stem_stride", value=self.stem_stride)
+        _check(self.stem in STEMS or self.stem is None, "error.stem", value=self.stem,
+               choices=", ".join(STEMS))
+        _check(self.stem_stride in STEM_STRIDES or self.stem_stride is None, "error.stem_stride",
+               value=self.stem_stride)
         _check(isinstance(self.name, str) and len(self.name) <= MAX_NAME, "error.name", hi=MAX_NAME)
         for key, value in (("alpha", self.alpha), ("beta", self.beta)):
             _check(_finite(value) and SCALE_RANGE[0] <= value <= SCALE_RANGE[1], "error.scale", name=key,
@@ -71,12 +140,20 @@ class ModelSpec:
         if not self.name:
             object.__setattr__(self, "name", self.default_name())
 
-    @property
-    def blocks_per_stage(self) -> int:
-        return (self.depth - 2) // 6
+    def applies(self, key: str) -> bool:
+        """Whether a setting means anything for this spec's family (the editor greys out the others)."""
+        if key == "stem_stride" and self.stem == "imagenet":
+            return False
+        return key in ("family", "name") or key in FAMILIES[self.family].settings
 
-    def stage_channels(self) -> tuple[int, ...]:
-        return tuple(max(1, round(c * self.width)) for c in STAGE_CHANNELS)
+    def cifar_layout(self) -> tuple[int, tuple[int, ...]]:
+        """A cifar net's blocks per stage and stage channels (the diagram draws it without torch)."""
+        return (self.depth - 2) // 6, tuple(max(1, round(c * self.width)) for c in CIFAR_CHANNELS)
+
+    @property
+    def residual_family(self) -> bool:
+        """A family with blocks and skip paths (cifar, resnet), whether this net uses them or not."""
+        return "skip" in FAMILIES[self.family].settings
 
     @property
     def weighted(self) -> bool:
@@ -84,20 +161,75 @@ class ModelSpec:
         return self.skip and (self.alpha != 1 or self.beta != 1 or self.learn_alpha or self.learn_beta)
 
     def default_name(self) -> str:
-        name = f"{'res' if self.skip else 'plain'}-{self.depth}"
+        """res-56, plain-20-nobn, resnet-50, plain-34, vgg-16, lenet-5, alexnet-bn ...: the family's own name
+        (NAMES), then what differs from the family's defaults."""
+        family, defaults = self.family, FAMILIES[self.family].defaults
+        if family == "lenet5":
+            return "lenet-5" + ("-bn" if self.batch_norm else "")
+        if family in ("alexnet", "vgg"):
+            name = "alexnet" if family == "alexnet" else f"vgg-{self.depth}"
+            if self.width != defaults["width"]:
+                name += f"-w{self.width:g}"
+            if self.batch_norm != defaults["batch_norm"]:
+                name += "-bn" if self.batch_norm else "-nobn"
+            return name
+        if family == "resnet":
+            name = f"{'resnet' if self.skip else 'plain'}-{self.depth}"
+        else:
+            name = f"{'res' if self.skip else 'plain'}-{self.depth}"
         if self.csp:
             name = f"csp{self.csp:g}-" + name + ("" if self.csp_fusion == "last" else "-ff")
-        if self.skip and self.shortcut != "A":
+        if self.skip and self.shortcut != defaults["shortcut"]:
             name += self.shortcut
         if self.weighted:
             for sym, value, learn in (("a", self.alpha, self.learn_alpha), ("b", self.beta, self.learn_beta)):
                 if value != 1 or learn:
                     name += f"-{sym}{value:g}" + ("L" if learn else "")
-        if self.width != 1.0:
+        if self.width != defaults["width"]:
             name += f"-w{self.width:g}"
         if not self.batch_norm:
             name += "-nobn"
+        if family == "resnet" and self.stem == "imagenet":
+            name += "-7x7"
+        elif family == "resnet" and self.stem_stride != defaults["stem_stride"]:
+            name += f"-s{self.stem_stride}"
         return name
+
+
+_FIELD_DEFAULTS = {f.name: f.default for f in fields(ModelSpec)}
+
+# Names the CLI, links and the editor accept for a model, next to key=value settings.
+_NAME = re.compile(r"(resnet|res|plain|lenet|alexnet|vgg)-?(\d*)")
+NAMES_HELP = ("resnet-18|34|50|101|152, plain-18|34|50|101|152 (their plain twins), res-N and plain-N "
+              "(He et al.'s CIFAR 6n+2 nets), lenet-5, alexnet, vgg-11|13|16|19")
+
+
+def parse_name(text: str) -> dict | None:
+    """The settings a model name stands for ('resnet-50' -> family resnet, depth 50), or None when the text
+    is not a model name. The depth is checked by ModelSpec, with its own message."""
+    m = _NAME.fullmatch(text.strip().lower())
+    if m is None:
+        return None
+    kind, digits = m.groups()
+    depth = int(digits) if digits else None
+    if kind in ("lenet", "alexnet"):
+        ok = depth is None or (kind, depth) == ("lenet", 5)
+        return {"family": "lenet5" if kind == "lenet" else "alexnet"} if ok else None
+    if depth is None:
+        return None
+    if kind == "vgg":
+        return {"family": "vgg", "depth": depth}
+    if kind == "resnet" or (kind == "plain" and depth in RESNET_DEPTHS):
+        return {"family": "resnet", "depth": depth, "skip": kind == "resnet"}
+    return {"family": "cifar", "depth": depth, "skip": kind == "res"}
+
+
+def field_kind(cls, key: str) -> type:
+    """int, float, bool or str: the type of a spec's field, None-ness aside (for parsing text)."""
+    kind = {f.name: f.type for f in fields(cls)}[key]
+    if isinstance(kind, types.UnionType):
+        kind = next(k for k in kind.__args__ if k is not type(None))
+    return kind
 
 
 @dataclass(frozen=True)
@@ -152,6 +284,7 @@ class Preset:
 SWEEP_DEPTHS = (8, 14, 20, 32, 44, 56)
 SWEEP_SEEDS = (0, 1, 2)
 SWEEP_TRAIN = TrainSpec(steps=200, eval_every=200)  # plain-56 is far behind plain-20 and res-56 by then
+RESNET_SWEEP_DEPTHS = (18, 34, 50, 101)  # the resnet family's sweep: ResNet-18/34/50/101 and their plain twins
 
 PRESETS = {
     "degradation": Preset("preset.degradation", (
@@ -172,6 +305,19 @@ PRESETS = {
     "csp": Preset("preset.csp", (
         ModelSpec(depth=20, skip=True), ModelSpec(depth=20, skip=True, csp=0.5),
         ModelSpec(depth=20, skip=True, csp=0.5, csp_fusion="first"),
+    )),
+    # He et al. Fig. 4: plain-18/34 against ResNet-18/34 with option-A shortcuts, so each residual net has
+    # exactly its plain twin's parameters, as in the paper.
+    "imagenet_fig4": Preset("preset.imagenet_fig4", (
+        ModelSpec(family="resnet", depth=18, skip=False), ModelSpec(family="resnet", depth=34, skip=False),
+        ModelSpec(family="resnet", depth=18, shortcut="A"), ModelSpec(family="resnet", depth=34, shortcut="A"),
+    )),
+    "bottleneck": Preset("preset.bottleneck", (
+        ModelSpec(family="resnet", depth=34), ModelSpec(family="resnet", depth=50),
+    )),
+    "case_studies": Preset("preset.case_studies", (
+        ModelSpec(family="lenet5"), ModelSpec(family="alexnet"), ModelSpec(family="vgg", depth=16),
+        ModelSpec(family="resnet", depth=18),
     )),
 }
 DEFAULT_PRESET = "degradation"
@@ -200,4 +346,5 @@ def spec_from_dict(cls, data: dict):
 
 __all__ = ["ModelSpec", "TrainSpec", "Preset", "PRESETS", "DEFAULT_PRESET", "check_models", "replace",
            "spec_dict", "spec_from_dict", "VALID_DEPTHS", "WIDTHS", "SHORTCUTS", "INITS", "STEM_STRIDES",
+           "FAMILIES", "Family", "STEMS", "RESNET_DEPTHS", "VGG_DEPTHS", "parse_name", "field_kind",
            "OPTIMIZERS", "DEVICES", "MAX_MODELS", "LabError", "SWEEP_DEPTHS", "SWEEP_SEEDS", "SWEEP_TRAIN"]

@@ -24,7 +24,7 @@ from . import device
 from .config import ModelSpec, TrainSpec, check_models
 from .data import digits
 from .i18n import LabError, tr
-from .models import count_params, forward_flops, spec_params
+from .models import count_params, layer_table
 from .trainer import Control, Record, build_nets, evaluations, train_lockstep, worker_main
 from .weights import share_weights
 
@@ -159,6 +159,7 @@ class ModelInfo:
     block_names: list[str]
     full_params: int = 0  # for a CSP model: the same net without CSP, to compare costs; else 0
     full_flops: int = 0
+    table: object = None  # models.Table: the layer table (plain rows, no tensors), for the Lab and the diagram
 
 
 @dataclass(frozen=True)
@@ -187,6 +188,7 @@ class ModelView:
     test_acc: np.ndarray
     full_params: int = 0  # CSP models: the same net without CSP (0 otherwise)
     full_flops: int = 0
+    table: object = None  # models.Table of the net on 1x28x28 digits
 
     @property
     def diverged(self) -> bool:
@@ -255,13 +257,19 @@ class Job:
             self._flats.append(share_weights(model))
             model.eval()
             with _BUILD_LOCK:
-                flops = forward_flops(spec)
-                full = replace(spec, csp=0.0, name="")
-                full_costs = (spec_params(full), forward_flops(full)) if spec.csp else (0, 0)
+                table = layer_table(spec)
+                full = layer_table(replace(spec, csp=0.0, name="")) if spec.csp else None
             layers, blocks = [n for n, _ in model.weight_layers()], [n for n, _ in model.blocks()]
-            self._info.append(ModelInfo(spec, count_params(model), flops, layers, blocks, *full_costs))
+            full_costs = (full.params, full.flops) if full else (0, 0)
+            self._info.append(ModelInfo(spec, count_params(model), table.flops, layers, blocks, *full_costs,
+                                        table=table))
             self._records.append(Record.empty(train.steps, len(layers), len(blocks), evaluations(train))
                                  .share_memory_())
+
+    @property
+    def info(self) -> list[ModelInfo]:
+        """What each model is, fixed for the job's life: spec, costs, layer and block names, layer table."""
+        return list(self._info)
 
     @classmethod
     def reopen(cls, saved, queue: WorkerQueue = QUEUE) -> "Job":
@@ -399,7 +407,7 @@ def _view(info: ModelInfo, rec: Record, n: int) -> ModelView:
     evals = int(rec.counts[0])
     return ModelView(
         name=info.spec.name, spec=info.spec, params=info.params, flops=info.flops,
-        full_params=info.full_params, full_flops=info.full_flops,
+        full_params=info.full_params, full_flops=info.full_flops, table=info.table,
         layer_names=list(info.layer_names), block_names=list(info.block_names),
         diverged_step=rec.diverged_step, step=np.arange(1, n + 1),
         train_loss=rec.train_loss[:n].numpy().copy(), train_acc=rec.train_acc[:n].numpy().copy(),

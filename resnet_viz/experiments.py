@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as nnf
 from torch import nn
 
-from .blocks import ResidualBlock
+from .models import ResidualBlock
 from .config import SWEEP_DEPTHS, SWEEP_SEEDS, SWEEP_TRAIN, ModelSpec, TrainSpec
 from .data import MNIST_STATS, normalise, tensors
 from .engine import Job
@@ -43,10 +43,17 @@ class SweepRow:
     seconds: float
 
 
+def sweep_base(family: str = "cifar") -> ModelSpec:
+    """The nets a sweep compares: the family's defaults with option-A shortcuts, so each residual net has
+    exactly its plain twin's parameters (He et al. Fig. 4 and 6)."""
+    return ModelSpec(family=family, shortcut="A")
+
+
 def sweep(depths=SWEEP_DEPTHS, seeds=SWEEP_SEEDS, train: TrainSpec = SWEEP_TRAIN, base: ModelSpec = ModelSpec(),
           on_row=None, on_progress=None, cancelled=_never) -> list[SweepRow]:
     """Plain and residual nets at each depth and seed, each pair trained in lock-step on the same batches for
-    the same budget. Rows arrive through on_row(row) as each pair finishes."""
+    the same budget. Rows arrive through on_row(row) as each pair finishes. `base` sets the family and the
+    other settings (sweep_base('resnet') sweeps ResNet-18/34/50/101 against plain-18/34/50/101)."""
     rows, jobs = [], [(d, s) for s in seeds for d in depths]
     for done, (depth, seed) in enumerate(jobs):
         if cancelled():
@@ -115,8 +122,10 @@ class _Skip(nn.Module):
 
 
 def _shape_preserving(block) -> bool:
-    conv = block.F.convs[0]
-    return conv.stride == (1, 1) and conv.in_channels == block.F.convs[1].out_channels
+    if not hasattr(block, "F"):  # a classic net's conv stage: pooled or widened, never the identity's shape
+        return False
+    convs = block.F.convs
+    return all(c.stride == (1, 1) for c in convs) and convs[0].in_channels == convs[-1].out_channels
 
 
 def lesion(net, images: np.ndarray, labels: np.ndarray, on_progress=None, cancelled=_never,
@@ -127,8 +136,7 @@ def lesion(net, images: np.ndarray, labels: np.ndarray, on_progress=None, cancel
     work = copy.deepcopy(net).eval()
     x = normalise(images, stats).contiguous(memory_format=torch.channels_last)
     y = torch.tensor(labels, dtype=torch.int64)
-    stages = [(stage.blocks if hasattr(stage, "blocks") else stage) for stage in work.stages]
-    slots = [(seq, i) for seq in stages for i in range(len(seq))]
+    slots = work.block_slots()
     out = np.full(len(slots), np.nan)
     for k, (seq, i) in enumerate(slots):
         if cancelled():

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .blocks import ResidualBlock
+from .models import ResidualBlock
 from .data import MNIST_STATS, normalise
 
 # Hooks belong to the module, and one model may be shown to several viewers of a session at once: one at a
@@ -16,7 +16,7 @@ _LOCK = threading.Lock()
 
 @dataclass(frozen=True)
 class BlockMaps:
-    name: str  # s2.b3 = stage 2, block 3
+    name: str  # s2.b3 = stage 2, block 3; a classic net's conv stage: C1, conv2, s3
     output: np.ndarray  # (C, H, W): H, what the next block gets
     residual: np.ndarray | None  # alpha*F(x), residual blocks only
     identity: np.ndarray | None  # beta*x after the shortcut, residual blocks only

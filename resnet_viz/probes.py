@@ -9,8 +9,7 @@ import math
 
 import torch
 
-from .blocks import ResidualBlock
-from .models import CifarResNet
+from .models import Net, ResidualBlock
 
 # Block statistics come from the first few images of each batch: the same estimate at a fraction of the cost
 # (all 64 images made the probes cost ~12% of a step, 8 images ~2%).
@@ -18,7 +17,7 @@ ACT_SAMPLE = 8
 
 
 class Probes:
-    def __init__(self, model: CifarResNet):
+    def __init__(self, model: Net):
         self.layer_names = [name for name, _ in model.weight_layers()]
         blocks = [block for _, block in model.blocks()]
         self.block_names = [name for name, _ in model.blocks()]

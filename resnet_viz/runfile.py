@@ -109,7 +109,8 @@ def summary(snap) -> dict:
     models = []
     for v in snap.models:
         models.append({
-            "name": v.name, "skip": v.spec.skip, "depth": v.spec.depth, "params": v.params, "flops": v.flops,
+            "name": v.name, "family": v.spec.family, "skip": v.spec.skip, "depth": v.spec.depth, "params": v.params,
+            "flops": v.flops,
             "final_train_loss": _num(v.final_train_loss()),
             "train_acc": _num(v.final_train_acc()),
             "test_acc": _num(float(v.test_acc[-1]) if v.test_acc.size else float("nan")),

@@ -9,7 +9,8 @@ with a message that says which parameter and why, and the rest still applies.
 from dataclasses import asdict, dataclass, field, fields, replace
 from urllib.parse import quote, unquote
 
-from .config import DEFAULT_PRESET, PRESETS, LabError, ModelSpec, TrainSpec, check_models, spec_from_dict
+from .config import (DEFAULT_FAMILY, DEFAULT_PRESET, PRESETS, LabError, ModelSpec, TrainSpec, check_models, field_kind,
+                     spec_from_dict)
 from .i18n import LANGUAGES
 
 MAX_VALUE = 500  # characters; a longer value is not a setting
@@ -52,13 +53,15 @@ def to_params(preset: str, train: TrainSpec | None, models, lang: str = "en", cl
 
 
 def model_text(spec: ModelSpec) -> str:
-    """'depth:56,skip:0,beta:0.5': the fields that differ from a default model (a derived name is left out)."""
-    default, values = asdict(ModelSpec()) | {"name": ""}, asdict(spec)
+    """'depth:56,skip:0,beta:0.5' or 'family:vgg,depth:16,width:0.5': the fields that differ from the
+    family's default model (a derived name and settings that do not apply are left out)."""
+    default, values = asdict(ModelSpec(family=spec.family)) | {"name": ""}, asdict(spec)
     if spec.name == spec.default_name():
         values["name"] = ""
     # A name may hold "," or ":": percent-quoted inside the value, so the split below stays simple.
+    always = {"depth"} | ({"family"} if spec.family != DEFAULT_FAMILY else set())  # depth: never empty
     return ",".join(f"{k}:{quote(_text(v), safe=' ')}" for k, v in values.items()
-                    if v != default[k] or k == "depth")  # depth always: never an empty value
+                    if v is not None and (v != default[k] or k in always))
 
 
 def _text(v) -> str:
@@ -149,7 +152,7 @@ def _models(values, problems: list) -> tuple[ModelSpec, ...] | None:
         problems.append(LabError("error.url_param", param="model",
                                  error=LabError("error.model_count", n=len(values), lo=1, hi=MAX_MODEL_PARAMS)))
         return None
-    kinds = {f.name: f.type for f in fields(ModelSpec)}  # int, float, bool or str
+    kinds = {f.name: field_kind(ModelSpec, f.name) for f in fields(ModelSpec)}  # int, float, bool or str
     specs = []
     try:
         for text in values:

@@ -27,7 +27,8 @@ def _run(kind: str, params: dict, specs, flats, seed: int, progress: torch.Tenso
         return bool(progress[STOP])
 
     if kind == "sweep":
-        return E.sweep(params["depths"], params["seeds"], params["train"], on_row=lambda r: send(("row", r)),
+        return E.sweep(params["depths"], params["seeds"], params["train"], E.sweep_base(params.get("family", "cifar")),
+                       on_row=lambda r: send(("row", r)),
                        on_progress=on_progress, cancelled=cancelled)
     nets = build_nets(specs, seed, flats)  # the session's models, their latest weights
     dataset = params.get("dataset", "mnist-5k")  # the one they were trained on
@@ -36,7 +37,8 @@ def _run(kind: str, params: dict, specs, flats, seed: int, progress: torch.Tenso
     if kind == "lesion":
         for i, (spec, net) in enumerate(zip(specs, nets)):
             out[spec.name] = (E.accuracy(net, d.test_images, d.test_labels, d.stats),
-                              E.lesion(net, d.test_images, d.test_labels, cancelled=cancelled, stats=d.stats))
+                              E.lesion(net, d.test_images, d.test_labels, cancelled=cancelled, stats=d.stats),
+                              [name for name, _ in net.blocks()])
             on_progress(i + 1, len(nets))
     elif kind == "landscape":
         res, chosen = params["resolution"], params["models"]

@@ -16,7 +16,7 @@ import torch.nn.functional as nnf
 from . import device
 from .config import LR_MILESTONES, ModelSpec, TrainSpec
 from .data import tensors
-from .models import CifarResNet, build_model
+from .models import Net, build_model
 from .probes import Probes
 from .weights import bind_weights
 
@@ -84,7 +84,7 @@ def evaluations(spec: TrainSpec) -> int:
 
 
 def build_nets(models: list[ModelSpec], seed: int, flats: list[torch.Tensor] | None = None,
-               build_lock=None) -> list[CifarResNet]:
+               build_lock=None) -> list[Net]:
     """The models at their seeded start, channels_last; with `flats`, bound to those shared buffers (whose
     values they adopt, see weights.py)."""
     build_lock = build_lock or contextlib.nullcontext()
@@ -99,7 +99,7 @@ def build_nets(models: list[ModelSpec], seed: int, flats: list[torch.Tensor] | N
     return nets
 
 
-def train_lockstep(nets: list[CifarResNet], spec: TrainSpec, records: list[Record], control: Control,
+def train_lockstep(nets: list[Net], spec: TrainSpec, records: list[Record], control: Control,
                    dataset: str = "mnist-5k", on_step=None) -> str:
     """Train until done or stopped; returns "done" or "stopped". Never touches anything but its arguments.
     On a GPU (spec.device) it trains copies there and publishes their weights into `nets` as it goes."""

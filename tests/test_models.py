@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from resnet_viz.blocks import PlainBlock, ResidualBlock, ZeroPadShortcut
+from resnet_viz.models.blocks import PlainBlock, ResidualBlock, ZeroPadShortcut
 from resnet_viz.config import ModelSpec
 from resnet_viz.models import NUM_CLASSES, build_model, count_params, forward_flops
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from resnet_viz.blocks import CSPStage, ResidualBlock
+from resnet_viz.models.blocks import CSPStage, ResidualBlock
 from resnet_viz.config import ModelSpec, TrainSpec
 from resnet_viz.engine import Job, WorkerQueue
 from resnet_viz.i18n import LabError

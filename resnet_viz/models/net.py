@@ -1,0 +1,142 @@
+"""What every network of the lab offers the rest of it, whatever its family.
+
+    forward(x) = forward_head(forward_features(x))
+    blocks()         (name, module) in depth order: the units whose outputs are probed and shown as feature
+                     maps, and that the lesion study deletes. Residual families: their blocks; plain classic
+                     nets (LeNet-5, AlexNet, VGG): their conv stages.
+    weight_layers()  (name, weight) of every weight layer on the main path, input to output: the rows of the
+                     gradient-norm heatmap. Projection shortcuts are off the main path, so left out.
+    table_units()    (name, module, op) covering the whole forward path once, in order: the rows of the layer
+                     table (costs.layer_table); `op` is a short description (models.ops), words left to i18n.
+"""
+import torch
+from torch import nn
+
+from .blocks import CSPStage
+
+
+class Net(nn.Module):
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.stages(self.stem(x))
+
+    def forward_head(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
+
+    def blocks(self) -> list[tuple[str, nn.Module]]:
+        raise NotImplementedError
+
+    def block_slots(self) -> list[tuple[nn.Module, int]]:
+        """(container, index) of every block, in blocks() order: where the lesion study swaps one out."""
+        raise NotImplementedError
+
+    def weight_layers(self) -> list[tuple[str, nn.Parameter]]:
+        raise NotImplementedError
+
+    def table_units(self) -> list[tuple[str, nn.Module, dict]]:
+        raise NotImplementedError
+
+
+def he_init(model: nn.Module) -> None:
+    """Kaiming normal (fan_out) for convs, BN at scale 1 and shift 0, as torchvision's ResNet."""
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+
+
+class StagedNet(Net):
+    """A residual-family net: `stem`, `stages` (each a Sequential of blocks or a CSPStage), `head`."""
+
+    def blocks(self) -> list[tuple[str, nn.Module]]:
+        """Names like 's2.b3' (stage 2, block 3), counted from 1."""
+        return [(f"s{si}.b{bi}", b) for si, stage in enumerate(self.stages, 1) for bi, b in enumerate(stage, 1)]
+
+    def block_slots(self) -> list[tuple[nn.Module, int]]:
+        seqs = [stage.blocks if isinstance(stage, CSPStage) else stage for stage in self.stages]
+        return [(seq, i) for seq in seqs for i in range(len(seq))]
+
+    def stem_convs(self) -> list[tuple[str, nn.Conv2d]]:
+        return [("stem", self.stem[0])]
+
+    def weight_layers(self) -> list[tuple[str, nn.Parameter]]:
+        """Stem, every conv of every block, the head; for CSP stages their downsampling and transition convs
+        too. Without CSP a CIFAR net has exactly `depth` rows."""
+        layers = [(name, conv.weight) for name, conv in self.stem_convs()]
+        for si, stage in enumerate(self.stages, 1):
+            if isinstance(stage, CSPStage) and isinstance(stage.down, nn.Sequential):
+                layers.append((f"s{si}.down", stage.down[0].weight))
+            for bi, block in enumerate(stage, 1):
+                layers += [(f"s{si}.b{bi}.conv{i}", conv.weight) for i, conv in enumerate(block.F.convs, 1)]
+            if isinstance(stage, CSPStage):
+                layers.append((f"s{si}.transition", stage.transition[0].weight))
+        layers.append(("head", self.head[-1].weight))
+        return layers
+
+
+class ClassicNet(Net):
+    """A plain CNN of the course notes (LeNet-5, AlexNet, VGG): `stages`, an nn.Sequential of named conv
+    stages (each its convs with their BN and activation, and its pool), then `head` (pooling, flatten, the
+    fully connected layers). `head_names` names the head's linear layers."""
+
+    head_names: tuple[str, ...] = ()
+
+    def forward_features(self, x):
+        return self.stages(x)
+
+    def blocks(self) -> list[tuple[str, nn.Module]]:
+        return list(self.stages.named_children())
+
+    def block_slots(self) -> list[tuple[nn.Module, int]]:
+        return [(self.stages, i) for i in range(len(self.stages))]
+
+    def _weighted(self):
+        """(name, layer) of every conv and linear layer, input to output."""
+        for stage_name, stage in self.stages.named_children():
+            convs = [m for m in stage.modules() if isinstance(m, nn.Conv2d)]
+            for j, conv in enumerate(convs, 1):
+                yield (stage_name if len(convs) == 1 else f"{stage_name}.conv{j}"), conv
+        linears = [m for m in self.head if isinstance(m, nn.Linear)]
+        yield from zip(self.head_names, linears, strict=True)
+
+    def weight_layers(self) -> list[tuple[str, nn.Parameter]]:
+        return [(name, layer.weight) for name, layer in self._weighted()]
+
+    def table_units(self) -> list[tuple[str, list, dict]]:
+        """One row per conv or linear layer (with the BN and activation after it) and one per pool."""
+        from .ops import describe  # ops imports blocks only; here to keep net.py free of the descriptions
+
+        names = {id(layer): name for name, layer in self._weighted()}
+        leaves = [m for stage in self.stages for m in _leaves(stage)] + list(self.head)
+        rows, pending, pools = [], [], 0
+        for m in leaves:
+            if isinstance(m, (nn.Conv2d, nn.Linear)):
+                rows.append([names[id(m)], pending + [m], describe(m)])
+                pending = []
+            elif isinstance(m, (nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d)):
+                pools += 1
+                rows.append([self.pool_name(pools, m), pending + [m], describe(m)])
+                pending = []
+            elif isinstance(m, nn.BatchNorm2d) and rows:
+                rows[-1][1].append(m)
+                rows[-1][2] = rows[-1][2] | {"bn": True}
+            elif isinstance(m, (nn.ReLU, nn.Tanh)) and rows:
+                rows[-1][1].append(m)
+                rows[-1][2] = rows[-1][2] | {"act": "tanh" if isinstance(m, nn.Tanh) else "relu"}
+            else:  # flatten, identity: belongs to the next row
+                pending.append(m)
+        return [tuple(r) for r in rows]
+
+    def pool_name(self, index: int, module: nn.Module) -> str:
+        return f"pool{index}"
+
+
+def _leaves(module: nn.Module) -> list[nn.Module]:
+    children = list(module.children())
+    return [module] if not children else [leaf for c in children for leaf in _leaves(c)]
