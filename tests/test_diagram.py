@@ -240,7 +240,7 @@ def test_csp_channels_match_the_model():
     from resnet_viz.models import build_model
     spec = ModelSpec(depth=8, csp=0.3, width=0.5)
     model = build_model(spec)
-    for stage, c in zip(model.stages, spec.stage_channels()):
+    for stage, c in zip(model.stages, spec.cifar_layout()[1]):
         assert (stage.c_blocks, stage.c_bypass) == csp_channels(spec.csp, c)
 
 
@@ -251,7 +251,7 @@ def test_csp_channels_match_the_model():
 def test_stage_sizes(stem_stride, sizes, lang):
     spec = ModelSpec(depth=14, stem_stride=stem_stride, width=0.5)
     dot = architecture_dot(spec, lang)
-    for i, (c, h) in enumerate(zip(spec.stage_channels(), sizes), 1):
+    for i, (c, h) in enumerate(zip(spec.cifar_layout()[1], sizes), 1):
         stage = tr(lang, "diagram.stage", i=i, c=c, size=f"{h}×{h}")
         assert f"label={json.dumps(stage, ensure_ascii=False)};" in dot
     labels = nodes(dot)
@@ -318,3 +318,49 @@ def test_module_needs_neither_torch_nor_streamlit():
             "assert 'torch' not in sys.modules and 'streamlit' not in sys.modules, sorted(sys.modules)")
     r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=hang_s(60))
     assert r.returncode == 0, r.stderr
+
+
+# ---- the other families, drawn from their layer tables ---------------------------------------------------
+
+FAMILY_SPECS = [dict(family="resnet", depth=50), dict(family="resnet", depth=34, skip=False),
+                dict(family="resnet", depth=18, stem="imagenet", width=1.0), dict(family="resnet", depth=101, csp=0.5),
+                dict(family="lenet5"), dict(family="alexnet"), dict(family="vgg", depth=19),
+                dict(family="vgg", depth=11, batch_norm=False)]
+
+
+@pytest.mark.parametrize("kw", FAMILY_SPECS, ids=lambda kw: ModelSpec(**kw).name)
+def test_every_family_is_drawn_in_both_languages(kw):
+    from resnet_viz.models import layer_table
+    spec = ModelSpec(**kw)
+    table = layer_table(spec)
+    en, zh = architecture_dot(spec, "en", table), architecture_dot(spec, "zh", table)
+    for dot in (en, zh):
+        check_syntax(dot)
+        assert "diagram." not in dot and "op." not in dot
+        assert "{" not in "".join(nodes(dot).values())
+        assert len(nodes(dot)) < 70  # long stages collapse: ResNet-101's 23-block stage is 3 nodes
+    assert CJK.search(zh) and not CJK.search(en)
+    assert set(nodes(en)) == set(nodes(zh))
+    labels = "\n".join(nodes(en).values())
+    if spec.residual_family:
+        assert len(re.findall(r"^ *subgraph cluster_s\d", en, re.M)) == 4
+        assert (spec.depth >= 50) == ("conv1×1-BN-ReLU-conv3×3-BN-ReLU-conv1×1-BN" in labels)
+        assert bool(skip_edges(en)) == spec.skip
+        assert ("Max pool 3×3, stride 2" in labels) == (spec.stem == "imagenet")
+    else:
+        assert not skip_edges(en)
+        assert labels.count("fully connected") == (2 if spec.family == "lenet5" else 3)
+
+
+def test_resnet50_diagram_shows_its_stages_and_bottleneck_widths():
+    from resnet_viz.models import layer_table
+    spec = ModelSpec(family="resnet", depth=50, width=1.0, stem="imagenet")
+    dot = architecture_dot(spec, "en", layer_table(spec))
+    for i, (c, side) in enumerate(zip((256, 512, 1024, 2048), (7, 4, 2, 1), strict=True), 1):
+        assert tr("en", "diagram.stage", i=i, c=c, size=f"{side}×{side}") in dot
+    labels = nodes(dot)
+    assert tr("en", "diagram.bottleneck", mid=64, c=256) in labels["s1_b1"]
+    assert labels["s3_more"].startswith(tr("en", "diagram.collapse", k=4))  # 6 blocks: 1, … × 4, 6
+    assert tr("en", "diagram.title_stages", name=spec.name, depth=50, blocks="3, 4, 6, 3") in dot.replace("\\n", "\n")
+    with pytest.raises(ValueError):
+        architecture_dot(spec)  # the other families need their table

@@ -101,16 +101,18 @@ def test_mosaic_tiles_channels_with_gaps():
 
 # ---- the pages, through AppTest -----------------------------------------------------------------------
 
-def open_page(url_path: str, job=None, lang: str = "en") -> AppTest:
-    """The real app on one of its pages, with `job` as this session's run. AppTest switches only file-based
-    pages; ours are functions, registered under the hash of their url_path (as st.Page does), which is what a
-    browser asks for."""
+def open_page(url_path: str, job=None, lang: str = "en", state: dict | None = None) -> AppTest:
+    """The real app on one of its pages, with `job` as this session's run and `state` set in its session
+    before the first run. AppTest switches only file-based pages; ours are functions, registered under the
+    hash of their url_path (as st.Page does), which is what a browser asks for."""
     at = AppTest.from_file(APP, default_timeout=hang_s(60))
     if job is not None:
         holder = JobHolder()
         holder.job = job
         at.session_state["_job_holder"] = holder
     at.session_state["lang"] = lang
+    for key, value in (state or {}).items():
+        at.session_state[key] = value
     at._page_hash = calc_hash(url_path)
     at.run()
     assert not at.exception, at.exception
@@ -234,12 +236,19 @@ def test_experiments_live_lesion_on_the_session_models(trained):
 
 def test_experiments_live_sweep_can_be_cancelled():
     at = open_page("experiments")
-    at.multiselect(key="sweep_depths").set_value([56]).run()
+    at.multiselect(key="sweep_depths_cifar").set_value([56]).run()
     next(b for b in at.button if b.key == "start_sweep").click().run()
     assert next(b for b in at.button if b.key == "cancel_sweep").disabled is False
     next(b for b in at.button if b.key == "cancel_sweep").click().run()
     assert not at.exception, at.exception
     assert any("Cancelled" in w.value for w in at.warning)
+    # the resnet family's sweep: ResNet-18/34/50/101 against their plain twins
+    at.radio(key="sweep_family").set_value("resnet").run()
+    assert at.multiselect(key="sweep_depths_resnet").value == [18, 34, 50, 101]
+    at.multiselect(key="sweep_depths_resnet").set_value([18]).run()
+    next(b for b in at.button if b.key == "start_sweep").click().run()
+    next(b for b in at.button if b.key == "cancel_sweep").click().run()
+    assert not at.exception, at.exception
 
 
 def test_experiments_page_in_chinese_shows_no_raw_keys():

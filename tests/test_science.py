@@ -83,3 +83,30 @@ def test_rezero_trains_at_depth_56_without_batch_norm():
     rezero = [m for m in preset.models if m.learn_alpha]
     snap = Job(rezero, preset.train).run_blocking()
     assert snap.models[0].final_train_loss() < 1.5, snap.models[0].final_train_loss()
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_fig4_deeper_plain_net_trains_worse_and_the_residual_twin_does_not(seed):
+    """He et al. Fig. 4 on digits, at the preset's budget: plain-34's training loss ends above plain-18's and
+    above ResNet-34's (same parameters: option-A shortcuts)."""
+    preset = PRESETS["imagenet_fig4"]
+    snap = Job(preset.models, replace(preset.train, seed=seed, eval_size=100)).run_blocking()
+    loss = {v.name: v.final_train_loss() for v in snap.models}
+    params = {v.name: v.params for v in snap.models}
+    assert params["plain-34"] == params["resnet-34A"] and params["plain-18"] == params["resnet-18A"]
+    assert loss["plain-34"] > loss["plain-18"] and loss["plain-34"] > loss["resnet-34A"], loss
+
+
+def test_case_study_and_bottleneck_costs_as_the_presets_say():
+    """The presets' cost claims (no training needed): ResNet-18 has about a third of VGG-16's parameters and
+    half its FLOPs; ResNet-50 is ~11 % larger than ResNet-34 here and at ImageNet size 25.6M vs 21.8M."""
+    from resnet_viz.models import layer_table
+    cost = {m.name: layer_table(m) for m in PRESETS["case_studies"].models + PRESETS["bottleneck"].models}
+    assert cost["resnet-18"].params < cost["vgg-16"].params / 2.5
+    assert cost["resnet-18"].flops < cost["vgg-16"].flops / 2
+    assert cost["lenet-5"].params == 61_706
+    assert 1.05 < cost["resnet-50"].params / cost["resnet-34"].params < 1.2
+    assert 1.05 < cost["resnet-50"].flops / cost["resnet-34"].flops < 1.2
+    big = {d: layer_table(ModelSpec(family="resnet", depth=d, width=1.0, stem="imagenet"), (3, 224, 224), 1000)
+           for d in (34, 50)}
+    assert (round(big[50].params / 1e6, 1), round(big[34].params / 1e6, 1)) == (25.6, 21.8)

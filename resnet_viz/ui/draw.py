@@ -93,7 +93,7 @@ def predictions() -> None:
 def default_pair(specs) -> tuple[int, int]:
     """A plain and a residual net of the same depth, the deepest such pair; else the first two models."""
     pairs = [(a, b) for a, sa in enumerate(specs) for b, sb in enumerate(specs)
-             if not sa.skip and sb.skip and sa.depth == sb.depth]
+             if not sa.skip and sb.skip and (sa.family, sa.depth) == (sb.family, sb.depth)]
     if pairs:
         return max(pairs, key=lambda p: specs[p[0]].depth)
     return 0, min(1, len(specs) - 1)

@@ -6,7 +6,8 @@ import streamlit as st
 from .. import experiment_plots as xp
 from .. import reference
 from ..reference import REFERENCE_STEPS
-from ..config import SWEEP_DEPTHS, SWEEP_SEEDS, SWEEP_TRAIN, VALID_DEPTHS, replace
+from ..config import (RESNET_DEPTHS, RESNET_SWEEP_DEPTHS, SWEEP_DEPTHS, SWEEP_SEEDS, SWEEP_TRAIN, VALID_DEPTHS,
+                      replace)
 from ..experiments import read_sweep_csv, sweep_summary
 from ..tasks import Task
 from .link import classroom
@@ -97,15 +98,18 @@ def sweep_tab() -> None:
         st.caption(t("classroom.sweep_off"))
         return
     with st.expander(t("exp.recompute"), icon=":material/refresh:"):
+        family = st.radio(t("col.family"), ("cifar", "resnet"), horizontal=True, key="sweep_family",
+                          format_func=lambda f: t(f"exp.sweep_family.{f}"))
         c1, c2, c3 = st.columns(3)
-        depths = c1.multiselect(t("exp.depths"), [d for d in VALID_DEPTHS if d <= 110], default=list(SWEEP_DEPTHS),
-                                key="sweep_depths")
+        options = VALID_DEPTHS if family == "cifar" else RESNET_DEPTHS
+        depths = c1.multiselect(t("exp.depths"), options, key=f"sweep_depths_{family}",
+                                default=list(SWEEP_DEPTHS if family == "cifar" else RESNET_SWEEP_DEPTHS))
         seeds = c2.slider(t("exp.seeds"), 1, 5, len(SWEEP_SEEDS), key="sweep_seeds")
         steps = c3.number_input(t("set.steps"), 10, 2000, SWEEP_TRAIN.steps, 10, key="sweep_steps")
         if not depths:
             st.warning(t("exp.pick_depth"))
             return
-        params = {"depths": tuple(sorted(depths)), "seeds": tuple(range(seeds)),
+        params = {"depths": tuple(sorted(depths)), "seeds": tuple(range(seeds)), "family": family,
                   "train": replace(SWEEP_TRAIN, steps=int(steps), eval_every=int(steps))}
 
         def section():
@@ -135,13 +139,9 @@ def lesion_live() -> None:
     view = task_status("lesion")
     if view is not None and view.state == "done":
         specs = {s.name: s for s in task_holder("lesion").job.models}
-        entries = [(name, specs[name].skip, _block_names(specs[name]), acc, full)
-                   for name, (full, acc) in view.result.items()]
+        entries = [(name, specs[name].skip, blocks, acc, full)
+                   for name, (full, acc, blocks) in view.result.items()]
         st.plotly_chart(xp.lesion_figure(entries, t), key="lesion_live", config=CONFIG)
-
-
-def _block_names(spec) -> list[str]:
-    return [f"s{stage}.b{block}" for stage in (1, 2, 3) for block in range(1, spec.blocks_per_stage + 1)]
 
 
 def landscape_tab() -> None:

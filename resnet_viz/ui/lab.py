@@ -3,12 +3,15 @@
 The engine (and with it torch, ~2 s to import) is imported when first needed, so a visitor sees the page at
 once while a background thread warms the workers up (session.workers_warmed_up).
 """
+from dataclasses import fields
+
 import streamlit as st
 
-from ..config import (CSP_FUSIONS, CSP_RANGE, DEVICES, INITS, MAX_MODELS, PRESETS, SCALE_RANGE,
-                      SCALES, SHORTCUTS, STEM_STRIDES, VALID_DEPTHS, WIDTHS, LabError, ModelSpec, TrainSpec,
-                      check_models, replace, spec_dict, spec_from_dict)
+from ..config import (CSP_FUSIONS, CSP_RANGE, DEFAULT_FAMILY, DEVICES, FAMILIES, INITS, MAX_MODELS, PRESETS,
+                      SCALE_RANGE, SCALES, SHORTCUTS, STEM_STRIDES, STEMS, WIDTHS, LabError, ModelSpec,
+                      TrainSpec, check_models, field_kind, replace, spec_dict, spec_from_dict)
 from ..diagram import architecture_dot
+from ..summary import records, si
 from . import link
 from .link import CLASSROOM_MAX_STEPS
 from .dataset import dataset_picker
@@ -16,21 +19,22 @@ from .saving import save_and_share
 from .session import HEARTBEAT_TIMEOUT, job_holder, workers_warmed_up
 from .text import lang, t
 
-MODEL_COLUMNS = ("name", "skip", "depth", "shortcut", "width", "batch_norm", "init", "stem_stride", "alpha", "beta",
-                 "learn_alpha", "learn_beta", "scale", "csp", "csp_fusion")
-FLOATS, BOOLS, INTS = ("width", "alpha", "beta", "csp"), ("skip", "batch_norm", "learn_alpha", "learn_beta"), \
-    ("depth", "stem_stride")
+# One column per ModelSpec field, in the spec's order, the name first.
+MODEL_COLUMNS = ("name",) + tuple(f.name for f in fields(ModelSpec) if f.name != "name")
+KINDS = {k: field_kind(ModelSpec, k) for k in MODEL_COLUMNS}
+ALL_DEPTHS = tuple(sorted({d for family in FAMILIES.values() for d in family.depths}))
 
 
 # ---- settings ---------------------------------------------------------------------------------------------
 
-BASIC_COLUMNS = ("name", "skip", "depth", "alpha", "beta", "csp")  # what classroom mode shows
+BASIC_COLUMNS = ("name", "family", "skip", "depth", "alpha", "beta", "csp")  # what classroom mode shows
 
 
 def spec_rows(models) -> list[dict]:
-    """Editor rows; a derived name is left empty so it follows the row's settings."""
-    return [{k: (spec_dict(m)[k] if k != "name" else ("" if m.name == m.default_name() else m.name))
-             for k in MODEL_COLUMNS} for m in models]
+    """Editor rows; a derived name is left empty so it follows the row's settings, and a setting that does
+    not apply to the row's family is an empty cell."""
+    return [{k: (("" if m.name == m.default_name() else m.name) if k == "name" else
+                 spec_dict(m)[k] if m.applies(k) else None) for k in MODEL_COLUMNS} for m in models]
 
 
 def preset_rows(preset: str) -> list[dict]:
@@ -39,21 +43,22 @@ def preset_rows(preset: str) -> list[dict]:
 
 def model_editor(preset: str, linked_models=None, simple: bool = False) -> list[dict]:
     st.caption(t("lab.models_help", n=MAX_MODELS) + (" " + t("classroom.models_note") if simple else ""))
+    # Cells may be empty: the family's default, or a setting that does not apply to the family.
     config = {
         "name": st.column_config.TextColumn(t("col.name"), help=t("col.name_help"), max_chars=24),
+        "family": st.column_config.SelectboxColumn(t("col.family"), help=t("col.family_help"),
+                                                   options=list(FAMILIES), default=DEFAULT_FAMILY, required=True),
         "skip": st.column_config.CheckboxColumn(t("col.skip"), help=t("col.skip_help"), default=True),
-        "depth": st.column_config.SelectboxColumn(t("col.depth"), help=t("col.depth_help"), options=VALID_DEPTHS,
-                                                  default=20, required=True),
+        "depth": st.column_config.SelectboxColumn(t("col.depth"), help=t("col.depth_help"), options=ALL_DEPTHS),
         "shortcut": st.column_config.SelectboxColumn(t("col.shortcut"), help=t("col.shortcut_help"),
-                                                     options=SHORTCUTS, default="A", required=True),
-        "width": st.column_config.SelectboxColumn(t("col.width"), help=t("col.width_help"), options=WIDTHS,
-                                                  default=1.0, required=True),
+                                                     options=SHORTCUTS),
+        "width": st.column_config.SelectboxColumn(t("col.width"), help=t("col.width_help"), options=WIDTHS),
         "batch_norm": st.column_config.CheckboxColumn(t("col.batch_norm"), help=t("col.batch_norm_help"),
                                                       default=True),
-        "init": st.column_config.SelectboxColumn(t("col.init"), help=t("col.init_help"), options=INITS,
-                                                 default="he", required=True),
+        "init": st.column_config.SelectboxColumn(t("col.init"), help=t("col.init_help"), options=INITS),
+        "stem": st.column_config.SelectboxColumn(t("col.stem"), help=t("col.stem_help"), options=STEMS),
         "stem_stride": st.column_config.SelectboxColumn(t("col.stem_stride"), help=t("col.stem_stride_help"),
-                                                        options=STEM_STRIDES, default=2, required=True),
+                                                        options=STEM_STRIDES),
         "alpha": st.column_config.NumberColumn(t("col.alpha"), help=t("col.alpha_help"), min_value=SCALE_RANGE[0],
                                                max_value=SCALE_RANGE[1], step=0.05, default=1.0, format="%.2f"),
         "beta": st.column_config.NumberColumn(t("col.beta"), help=t("col.beta_help"), min_value=SCALE_RANGE[0],
@@ -71,23 +76,51 @@ def model_editor(preset: str, linked_models=None, simple: bool = False) -> list[
     }
     # A new key per preset (and per reset) gives the editor fresh rows instead of the user's old edits.
     version = st.session_state.get("editor_version", 0)
+    key = f"models_{preset}_{version}{'_link' if linked_models else ''}"
     rows = spec_rows(linked_models) if linked_models else preset_rows(preset)
+    kept = st.session_state.get("_editor_rows")
+    if kept and kept[0] == key:
+        rows = kept[1]
     # Classroom mode hides the advanced columns; their values (the preset's) still apply.
-    return st.data_editor(rows, column_config=config, num_rows="dynamic", hide_index=True,
-                          column_order=BASIC_COLUMNS if simple else None,
-                          key=f"models_{preset}_{version}{'_link' if linked_models else ''}", width="stretch")
+    edited = st.data_editor(rows, column_config=config, num_rows="dynamic", hide_index=True,
+                            column_order=BASIC_COLUMNS if simple else None, key=key, width="stretch")
+    _follow_family_changes(key, edited, preset, linked_models)
+    return edited
+
+
+def _follow_family_changes(key: str, rows: list[dict], preset: str, linked_models) -> None:
+    """A row whose family was just changed takes that family's defaults (keeping its name), so it shows
+    what the new network is and leaves the settings that do not apply empty."""
+    edits = (st.session_state.get(key) or {}).get("edited_rows", {})
+    changed = [int(i) for i, cells in edits.items() if "family" in cells and int(i) < len(rows)]
+    changed = [i for i in changed if rows[i].get("family") in FAMILIES]
+    if not changed:
+        return
+    rows = [dict(r) for r in rows]
+    for i in changed:
+        rows[i] = spec_rows([ModelSpec(family=rows[i]["family"])])[0] | {"name": rows[i].get("name") or ""}
+    version = st.session_state.get("editor_version", 0) + 1
+    st.session_state["editor_version"] = version
+    st.session_state["_editor_rows"] = (f"models_{preset}_{version}{'_link' if linked_models else ''}", rows)
+    st.rerun()
+
+
+def _cell(value, kind):
+    """An editor cell as its field's type; empty (None, NaN, '') stays None: the family decides."""
+    if value is None or value != value or value == "":
+        return None
+    return kind(value) if kind in (int, float, bool) else value
 
 
 def parse_models(rows: list[dict]) -> tuple[list[ModelSpec], list[str]]:
     """Rows from the editor -> specs, and one translated message per bad row (nothing raises)."""
-    defaults, specs, errors = spec_dict(ModelSpec()), [], []
+    specs, errors = [], []
     for i, row in enumerate(rows, 1):
-        values = {k: (defaults[k] if row.get(k) is None or row.get(k) != row.get(k) else row[k]) for k in MODEL_COLUMNS}
-        values["name"] = str(values["name"] or "").strip()
         try:
-            values.update({k: int(values[k]) for k in INTS} | {k: float(values[k]) for k in FLOATS}
-                          | {k: bool(values[k]) for k in BOOLS})
-            specs.append(spec_from_dict(ModelSpec, values))
+            values = {k: _cell(row.get(k), KINDS[k]) for k in MODEL_COLUMNS}
+            values["name"] = str(values["name"] or "").strip()
+            values["family"] = values["family"] or DEFAULT_FAMILY
+            specs.append(spec_from_dict(ModelSpec, {k: v for k, v in values.items() if v is not None}))
         except LabError as e:
             errors.append(t("lab.row_error", row=i, error=e.text(st.session_state.get("lang", "en"))))
         except (TypeError, ValueError):
@@ -258,11 +291,29 @@ def live_panel() -> None:
 
 
 def architecture(specs: list[ModelSpec]) -> None:
+    """The chosen model's diagram and, on request, beside it its layer table (like the papers' tables and
+    Keras's model.summary()): each stage's operation, output size, parameters and FLOPs. The table waits for
+    its toggle: a class of 30 opening the page should not each draw a second grid (tests/test_load.py)."""
     with st.expander(t("lab.architecture"), icon=":material/account_tree:"):
         names = [s.name for s in specs]
         chosen = st.radio(t("lab.architecture_model"), names, horizontal=True, key=f"arch_{lang()}")
         spec = specs[names.index(chosen)] if chosen in names else specs[0]
-        st.graphviz_chart(architecture_dot(spec, lang()), width="content")
+        show_table = st.toggle(t("lab.layer_table"), key="layer_table")
+        # The cifar nets are drawn from their spec alone; the others from their layer table (torch, on meta).
+        table = _layer_table(spec) if show_table or spec.family != "cifar" else None
+        left, right = st.columns([1, 2]) if show_table else (st.container(), None)
+        left.graphviz_chart(architecture_dot(spec, lang(), table), width="content")
+        if right is not None:
+            rows = [{t(f"summary.{k}"): (f"{r[k]:,}" if k == "params" else si(r[k]) if k == "flops" else r[k])
+                     for k in ("layer", "operation", "output", "params", "flops")} for r in records(table, lang())]
+            right.dataframe(rows, hide_index=True, width="stretch")
+            right.caption(t("lab.layer_table_note", params=f"{table.params:,}", flops=si(table.flops),
+                            macs=si(table.flops / 2)))
+
+
+def _layer_table(spec: ModelSpec):
+    from ..models import layer_table  # torch, imported when first needed (see the module's docstring)
+    return layer_table(spec)
 
 
 def chart_options() -> None:
