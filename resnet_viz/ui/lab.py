@@ -7,8 +7,8 @@ from dataclasses import fields
 
 import streamlit as st
 
-from ..config import (CSP_FUSIONS, CSP_RANGE, DEFAULT_FAMILY, DEVICES, FAMILIES, INITS, MAX_MODELS, PRESETS,
-                      SCALE_RANGE, SCALES, SHORTCUTS, STEM_STRIDES, STEMS, WIDTHS, LabError, ModelSpec,
+from ..config import (CSP_FUSIONS, CSP_RANGE, DEFAULT_FAMILY, DEVICES, FAMILIES, FAMILY_FIELDS, INITS,
+                      MAX_MODELS, PRESETS, SCALE_RANGE, SCALES, SHORTCUTS, STEM_STRIDES, STEMS, WIDTHS, LabError, ModelSpec,
                       TrainSpec, check_models, field_kind, replace, spec_dict, spec_from_dict)
 from ..diagram import architecture_dot
 from ..summary import records, si
@@ -31,10 +31,11 @@ BASIC_COLUMNS = ("name", "family", "skip", "depth", "alpha", "beta", "csp")  # w
 
 
 def spec_rows(models) -> list[dict]:
-    """Editor rows; a derived name is left empty so it follows the row's settings, and a setting that does
-    not apply to the row's family is an empty cell."""
+    """Editor rows; a derived name is left empty so it follows the row's settings. A setting fixed by the
+    family shows its value (LeNet-5's depth 5), one that means nothing for it (VGG's α) an empty cell."""
     return [{k: (("" if m.name == m.default_name() else m.name) if k == "name" else
-                 spec_dict(m)[k] if m.applies(k) else None) for k in MODEL_COLUMNS} for m in models]
+                 spec_dict(m)[k] if m.applies(k) or k in FAMILY_FIELDS else None) for k in MODEL_COLUMNS}
+            for m in models]
 
 
 def preset_rows(preset: str) -> list[dict]:
