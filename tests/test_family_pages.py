@@ -2,11 +2,9 @@
 a few steps: the pages, not the accuracy, are under test) through Draw, Errors, Gradients, Experiments and
 the Lab's diagram and layer table, in both languages; a saved run of each family reopens with identical
 records."""
-import time
-
 import numpy as np
 import pytest
-from test_inside import open_page, texts
+from test_inside import open_page, run_live_lesion, texts
 
 from resnet_viz import runfile
 from resnet_viz.config import PRESETS, ModelSpec, TrainSpec
@@ -65,14 +63,7 @@ def test_draw_errors_gradients_for_every_family(families, lang):
 
 
 def test_lesion_study_runs_over_every_family(families):
-    at = open_page("experiments", families)
-    next(b for b in at.button if b.key == "start_lesion").click().run()
-    deadline = time.monotonic() + hang_s(180)
-    while "lesion_live" not in [c.key for c in at.get("plotly_chart")]:
-        assert time.monotonic() < deadline, "the live lesion study did not finish"
-        time.sleep(0.5)
-        at.run()
-        assert not at.exception, at.exception
+    at = run_live_lesion(families, 180)
     chart = next(c for c in at.get("plotly_chart") if c.key == "lesion_live")
     assert "s4.b2" in chart.proto.spec  # ResNet-18's last block, named as the Lab names it
 

@@ -223,15 +223,21 @@ def test_experiments_page_shows_every_reference_at_once():
     assert not at.exception, at.exception
 
 
-def test_experiments_live_lesion_on_the_session_models(trained):
-    at = open_page("experiments", trained)
+def run_live_lesion(job, guard_s: float) -> AppTest:
+    """The Experiments page on `job`'s models with its live lesion study started and drawn."""
+    at = open_page("experiments", job)
     next(b for b in at.button if b.key == "start_lesion").click().run()
-    deadline = time.monotonic() + hang_s(120)
+    deadline = time.monotonic() + hang_s(guard_s)
     while "lesion_live" not in [c.key for c in at.get("plotly_chart")]:
         assert time.monotonic() < deadline, "the live lesion study did not finish"
         time.sleep(0.5)
         at.run()
         assert not at.exception, at.exception
+    return at
+
+
+def test_experiments_live_lesion_on_the_session_models(trained):
+    run_live_lesion(trained, 120)
 
 
 def test_experiments_live_sweep_can_be_cancelled():

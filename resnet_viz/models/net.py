@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from .blocks import CSPStage
+from .ops import describe
 
 
 class Net(nn.Module):
@@ -110,8 +111,6 @@ class ClassicNet(Net):
 
     def table_units(self) -> list[tuple[str, list, dict]]:
         """One row per conv or linear layer (with the BN and activation after it) and one per pool."""
-        from .ops import describe  # ops imports blocks only; here to keep net.py free of the descriptions
-
         names = {id(layer): name for name, layer in self._weighted()}
         leaves = [m for stage in self.stages for m in _leaves(stage)] + list(self.head)
         rows, pending, pools = [], [], 0
