@@ -35,15 +35,20 @@ def max_workers() -> int:
     return int(env) if env.isdigit() and int(env) > 0 else max(1, (os.cpu_count() or 1) // 2)
 
 
-def threads_per_worker() -> int:
-    return max(1, (os.cpu_count() or 1) // max_workers())
+def threads_per_worker(slots: int | None = None) -> int:
+    """torch threads for each of `slots` workers training at once (default: the server's): the cores shared."""
+    return max(1, (os.cpu_count() or 1) // (slots or max_workers()))
 
 
 class WorkerQueue:
-    """First come, first served: at most `slots` jobs hold a worker slot; the rest wait in order."""
+    """First come, first served: at most `slots` jobs hold a worker slot; the rest wait in order. Each worker
+    trains with `threads` torch threads (default: the cores shared among the slots), at CPU priority `nice`
+    (19: only the cycles nothing else wants)."""
 
-    def __init__(self, slots: int):
+    def __init__(self, slots: int, threads: int | None = None, nice: int = 0):
         self.slots = slots
+        self.threads = threads or threads_per_worker(slots)
+        self.nice = nice
         self._cond = threading.Condition()
         self._waiting: list[object] = []
         self._running: set[int] = set()
@@ -379,9 +384,11 @@ class Job:
             self._process = ctx.Process(
                 target=worker_main, name=WORKER_NAME, daemon=True,
                 args=(list(self.models), self._flats, self.train, self._records, self._control, self.dataset,
-                      threads_per_worker(), send))
+                      self._queue.threads, send))
             self._process.start()
             send.close()
+            if self._queue.nice:  # the worker's main thread; torch threads it starts later inherit it
+                os.setpriority(os.PRIO_PROCESS, self._process.pid, self._queue.nice)
             while self._process.is_alive():
                 self._process.join(0.2)
                 if self._cancelled() and self._process.is_alive():

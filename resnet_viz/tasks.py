@@ -12,7 +12,7 @@ import torch
 from . import experiments as E
 from .config import ModelSpec
 from .data import digits
-from .engine import QUEUE, WORKER_NAME, WorkerQueue, _context, threads_per_worker
+from .engine import QUEUE, WORKER_NAME, WorkerQueue, _context
 from .trainer import build_nets
 
 DONE, TOTAL, STOP = range(3)
@@ -171,7 +171,7 @@ class Task:
             receive, send = ctx.Pipe(duplex=False)
             process = ctx.Process(target=task_main, name=WORKER_NAME, daemon=True,
                                   args=(self.kind, self.params, self._specs, self._flats, self._seed,
-                                        self._progress, threads_per_worker(), send))
+                                        self._progress, self._queue.threads, send))
             process.start()
             send.close()
             while True:

@@ -16,6 +16,7 @@ DURATIONS = 15  # the slowest tests, listed at the end of every run so the next 
 def pytest_configure(config):
     config.addinivalue_line("markers", "browser: drives a real Chromium against a real `streamlit run` server")
     config.addinivalue_line("markers", "slow: a long real-training check (science), still run in CI")
+    config.addinivalue_line("markers", "training(kind, seed=...): the science run a check reads (test_science.py)")
     if not config.option.durations:
         config.option.durations = DURATIONS
 
@@ -26,8 +27,30 @@ def pytest_report_header(config):
     return speed.describe()
 
 
+def pytest_collection_finish(session):
+    """The science checks' runs start now, in the background (tests/trainings.py)."""
+    if not session.config.option.collectonly:
+        from trainings import TRAININGS
+        TRAININGS.start(session.items)
+
+
+def pytest_sessionfinish(session):
+    from trainings import TRAININGS
+    TRAININGS.stop()
+
+
 def pytest_terminal_summary(terminalreporter):
+    from trainings import TRAININGS
+    if TRAININGS.jobs:
+        terminalreporter.write_line(TRAININGS.describe())
     terminalreporter.write_line(speed.describe())
+
+
+@pytest.fixture
+def trained():
+    """trained(kind, seed) -> the finished Job of a science run (tests/trainings.py)."""
+    from trainings import TRAININGS
+    return TRAININGS.get
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -4,6 +4,7 @@ import time
 
 import numpy as np
 import pytest
+import torch
 
 from resnet_viz.config import ModelSpec, TrainSpec
 from resnet_viz.engine import Job, Snapshot, WorkerQueue, diverged_message
@@ -464,7 +465,7 @@ def test_background_workers_match_in_process_training_while_jobs_are_built():
     workers train cannot change their start weights, and a worker reproduces the in-process result."""
     train = tiny_train(steps=4, seed=11)
     reference = Job([TINY_MODEL], train, queue=WorkerQueue(1)).run_blocking().models[0].train_loss
-    queue = WorkerQueue(2)
+    queue = WorkerQueue(2, threads=torch.get_num_threads())  # the reference's threads: the very same sums
     jobs = [Job([TINY_MODEL], train, queue=queue).start() for _ in range(2)]
     for _ in range(5):
         Job([ModelSpec(depth=14)], train, queue=WorkerQueue(1))
@@ -473,3 +474,14 @@ def test_background_workers_match_in_process_training_while_jobs_are_built():
         snap = job.snapshot()
         assert snap.state == "done", snap.error
         np.testing.assert_array_equal(snap.models[0].train_loss, reference)
+
+
+def test_a_queue_gives_its_workers_their_threads_and_cpu_priority(jobs):
+    """The science checks' background runs (tests/trainings.py): a nice-19 queue's worker trains at nice 19;
+    by default each of a queue's slots gets its share of the cores."""
+    assert WorkerQueue(2).threads == max(1, (os.cpu_count() or 1) // 2)
+    assert WorkerQueue(1, threads=3).threads == 3
+    job = long_job(WorkerQueue(1, threads=1, nice=19), "niced")
+    jobs.append(job.start())
+    wait_for(job, lambda s: s.state == "running" and s.step >= 1)
+    assert os.getpriority(os.PRIO_PROCESS, job._process.pid) == 19

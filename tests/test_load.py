@@ -150,13 +150,17 @@ def training_workers(server_pid: int, table=None) -> list[int]:
 
 
 def tree_cpu(table, root: int) -> float:
-    """CPU seconds used by the live processes under `root` (this test's server, browser and workers)."""
+    """CPU seconds used by the live processes under `root` (this test's server, browser and workers), less
+    the test process's own fork server and its workers (the science runs training in the background at
+    nice 19, tests/trainings.py: they take what the browsers leave)."""
     children: dict[int, list[int]] = {}
     for pid, (ppid, *_) in table.items():
         children.setdefault(ppid, []).append(pid)
     total, todo = 0.0, [root]
     while todo:
         pid = todo.pop()
+        if pid != root and table.get(pid, (0,))[0] == root and "forkserver" in _cmdline(pid):
+            continue
         total += table[pid][2] if pid in table else 0.0
         todo.extend(children.get(pid, []))
     return total

@@ -15,47 +15,34 @@ from resnet_viz.plots import first_last_ratio
 pytestmark = pytest.mark.slow
 
 
-DEFAULT = PRESETS["degradation"]
+DEFAULT = PRESETS["degradation"]  # what each check's run trains: tests/trainings.py
 
 
-@pytest.fixture(scope="module")
-def sweep_jobs():
-    """plain-20, plain-56 and res-56 trained at the depth sweep's default budget, per seed (lazily, once).
-    Seed 0 trains the default preset's four models: its first 120 steps are the default lesson, step for step
-    (the same start, the same batches: training does not depend on the budget or the other models)."""
-    jobs = {}
-
-    def get(seed: int) -> Job:
-        if seed not in jobs:
-            models = DEFAULT.models if seed == DEFAULT.train.seed else [
-                ModelSpec(depth=20, skip=False), ModelSpec(depth=56, skip=False), ModelSpec(depth=56)]
-            jobs[seed] = Job(models, replace(SWEEP_TRAIN, seed=seed))
-            jobs[seed].run_blocking()
-        return jobs[seed]
-    return get
-
-
+@pytest.mark.training("sweep")
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_plain_56_trains_worse_than_plain_20_and_res_56_at_the_sweep_budget(sweep_jobs, seed):
-    loss = {v.name: v.final_train_loss() for v in sweep_jobs(seed).snapshot().models}
+def test_plain_56_trains_worse_than_plain_20_and_res_56_at_the_sweep_budget(trained, seed):
+    loss = {v.name: v.final_train_loss() for v in trained("sweep", seed).snapshot().models}
     assert loss["plain-56"] > loss["plain-20"] and loss["plain-56"] > loss["res-56"], loss
 
 
-def test_the_default_preset_shows_the_lesson(sweep_jobs):
+@pytest.mark.training("sweep", seed=DEFAULT.train.seed)
+def test_the_default_preset_shows_the_lesson(trained):
     """The product's claim, on real data with the default settings: after the default run's steps,
     plain-56's training loss (mean of the last 20 steps) is at least 2x both plain-20's and res-56's."""
     assert SWEEP_TRAIN.steps >= DEFAULT.train.steps and replace(SWEEP_TRAIN, steps=DEFAULT.train.steps,
                                                                   eval_every=DEFAULT.train.eval_every) == DEFAULT.train
     n = DEFAULT.train.steps
-    loss = {v.name: float(np.mean(v.train_loss[n - 20:n])) for v in sweep_jobs(DEFAULT.train.seed).snapshot().models}
+    loss = {v.name: float(np.mean(v.train_loss[n - 20:n]))
+            for v in trained("sweep", DEFAULT.train.seed).snapshot().models}
     assert loss["plain-56"] >= 2 * loss["plain-20"], loss
     assert loss["plain-56"] >= 2 * loss["res-56"], loss
 
 
-def test_deleting_a_block_barely_hurts_a_residual_net_and_breaks_a_plain_one(sweep_jobs):
+@pytest.mark.training("sweep", seed=0)
+def test_deleting_a_block_barely_hurts_a_residual_net_and_breaks_a_plain_one(trained):
     """Veit et al.'s lesion study on plain-20 and res-56 (both train well), averaged over the blocks that
-    keep their shape."""
-    job = sweep_jobs(0)
+    keep their shape. The nets are the server side's copies: their weights are the worker's, shared."""
+    job = trained("sweep", 0)
     d = bundled_mnist()
     drops = {}
     for spec, net in zip(job.models, job.nets):
@@ -77,20 +64,19 @@ def test_without_batch_norm_plain_gradients_vanish_and_residual_ones_do_not():
     assert 0.1 <= ratio["res-20-nobn"] <= 10 and 0.1 <= ratio["res-56-nobn"] <= 10, ratio
 
 
-def test_rezero_trains_at_depth_56_without_batch_norm():
+@pytest.mark.training("rezero", seed=0)
+def test_rezero_trains_at_depth_56_without_batch_norm(trained):
     """The preset's ReZero net alone (its plain and ordinary residual partners stay at chance, 2.30)."""
-    preset = PRESETS["rezero"]
-    rezero = [m for m in preset.models if m.learn_alpha]
-    snap = Job(rezero, preset.train).run_blocking()
+    snap = trained("rezero").snapshot()
     assert snap.models[0].final_train_loss() < 1.5, snap.models[0].final_train_loss()
 
 
+@pytest.mark.training("fig4")
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_fig4_deeper_plain_net_trains_worse_and_the_residual_twin_does_not(seed):
+def test_fig4_deeper_plain_net_trains_worse_and_the_residual_twin_does_not(trained, seed):
     """He et al. Fig. 4 on digits, at the preset's budget: plain-34's training loss ends above plain-18's and
     above ResNet-34's (same parameters: option-A shortcuts)."""
-    preset = PRESETS["imagenet_fig4"]
-    snap = Job(preset.models, replace(preset.train, seed=seed, eval_size=100)).run_blocking()
+    snap = trained("fig4", seed).snapshot()
     loss = {v.name: v.final_train_loss() for v in snap.models}
     params = {v.name: v.params for v in snap.models}
     assert params["plain-34"] == params["resnet-34A"] and params["plain-18"] == params["resnet-18A"]
