@@ -16,6 +16,7 @@ from resnet_viz.data import bundled_mnist
 from resnet_viz.engine import Job, WorkerQueue
 from resnet_viz.tasks import Task
 from speed import hang_s
+from test_cli import run_main
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -102,10 +103,9 @@ def test_sweep_cli_writes_csv_and_figure(tmp_path):
 
 
 @pytest.mark.parametrize("args", [["--depths", "9"], ["--depths", "8,x"], ["--seeds", "0"], ["--steps", "0"]])
-def test_sweep_cli_rejects_bad_values_in_one_line(tmp_path, args):
-    r = subprocess.run([sys.executable, "-m", "resnet_viz", "sweep", *args, "--out", str(tmp_path)], cwd=ROOT,
-                       capture_output=True, text=True, timeout=hang_s(120))
-    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr, r.stderr
+def test_sweep_cli_rejects_bad_values_in_one_line(tmp_path, args, capsys):
+    code, err = run_main(["sweep", *args, "--out", str(tmp_path)], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
 
 
 def test_tasks_stream_rows_run_on_session_models_and_cancel(trained):
