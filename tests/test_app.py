@@ -144,6 +144,8 @@ def test_bad_model_rows_get_clear_messages_and_missing_cells_use_defaults():
 ])
 def test_presets_train_and_draw_their_architecture(preset, models, chart, diagram_text):
     at = new_app()
+    assert not at.get("graphviz_chart")  # a closed expander draws no diagram (a class opening the page)
+    at.session_state["arch_open"] = True  # opened: its diagrams are drawn
     at.selectbox(key="preset_en").set_value(preset)
     at.run()
     assert not at.exception

@@ -86,7 +86,8 @@ def test_saved_runs_of_every_family_reopen_identically(families):
 def test_lab_shows_each_new_preset_with_diagram_and_layer_table(preset, lang):
     names = [m.name for m in PRESETS[preset].models]
     for name in names:  # every model's diagram and layer table
-        at = open_page("lab", lang=lang, state={"preset_value": preset, "layer_table": True, f"arch_{lang}": name})
+        at = open_page("lab", lang=lang, state={"preset_value": preset, "arch_open": True, "layer_table": True,
+                                                    f"arch_{lang}": name})
         assert not at.error, [e.value for e in at.error]
         assert name in at.get("graphviz_chart")[0].proto.spec
         header = tr(lang, "summary.operation")

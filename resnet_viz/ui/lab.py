@@ -293,9 +293,13 @@ def live_panel() -> None:
 
 def architecture(specs: list[ModelSpec]) -> None:
     """The chosen model's diagram and, on request, beside it its layer table (like the papers' tables and
-    Keras's model.summary()): each stage's operation, output size, parameters and FLOPs. The table waits for
-    its toggle: a class of 30 opening the page should not each draw a second grid (tests/test_load.py)."""
-    with st.expander(t("lab.architecture"), icon=":material/account_tree:"):
+    Keras's model.summary()): each stage's operation, output size, parameters and FLOPs. Both are drawn only
+    while the expander is open, the table only on its toggle: a class of 30 opening the page should not each
+    lay out a graph nobody opened (0.4 of a tab's 3 s of page work, tests/test_load.py)."""
+    box = st.expander(t("lab.architecture"), icon=":material/account_tree:", key="arch_open", on_change="rerun")
+    if not box.open:
+        return
+    with box:
         names = [s.name for s in specs]
         chosen = st.radio(t("lab.architecture_model"), names, horizontal=True, key=f"arch_{lang()}")
         spec = specs[names.index(chosen)] if chosen in names else specs[0]
