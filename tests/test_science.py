@@ -11,11 +11,11 @@ from resnet_viz.config import PRESETS, SWEEP_TRAIN, ModelSpec, TrainSpec, replac
 from resnet_viz.data import bundled_mnist
 from resnet_viz.engine import Job
 from resnet_viz.plots import first_last_ratio
+from trainings import DEFAULT  # what each check's run trains
 
 pytestmark = pytest.mark.slow
 
 
-DEFAULT = PRESETS["degradation"]  # what each check's run trains: tests/trainings.py
 
 
 @pytest.mark.training("sweep")

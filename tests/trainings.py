@@ -81,8 +81,6 @@ class Trainings:
 
     def describe(self) -> str:
         """One line per run for the end of the suite: its training time and how long its check waited."""
-        if not self.jobs:
-            return ""
         lines = ["science runs, trained in the background (nice 19, 2 at a time, 1 thread each):"]
         for (kind, seed), job in self.jobs.items():
             snap = job.snapshot()
