@@ -85,23 +85,40 @@ def predict_ms(nets, repeats: int = 30) -> float:
     return 1000 * float(np.median(times))
 
 
-def degradation_seconds(window: int = 20) -> tuple[float, int]:
-    """Seconds from starting the default preset (models built, data loaded) until plain-56's training loss,
-    averaged over `window` steps, is at least 2x both plain-20's and res-56's; and the step it happened."""
+LESSON_WINDOW = 20  # steps averaged: one step's loss is too noisy to call the lesson on
+
+
+def lesson_shown(losses: dict) -> bool:
+    """The lesson is on screen: plain-56's training loss, averaged over the last LESSON_WINDOW steps, is at
+    least 2x both plain-20's and res-56's. `losses` maps each default-preset model's name to its losses."""
+    if min(len(v) for v in losses.values()) < LESSON_WINDOW:
+        return False
+    mean = {name: float(np.mean(v[-LESSON_WINDOW:])) for name, v in losses.items()}
+    return mean["plain-56"] >= 2 * max(mean["plain-20"], mean["res-56"])
+
+
+def lesson_step(losses: dict) -> int:
+    """The first step at which `lesson_shown` holds (1-based), or -1 if it never does."""
+    steps = min(len(v) for v in losses.values())
+    return next((n for n in range(LESSON_WINDOW, steps + 1) if lesson_shown({k: v[:n] for k, v in losses.items()})),
+                -1)
+
+
+def degradation_seconds() -> tuple[float, int]:
+    """Seconds from starting the default preset (models built, data loaded) until `lesson_shown`; and the step
+    it happened (the same step as `lesson_step` of that run's losses)."""
     preset = PRESETS[DEFAULT_PRESET]
-    names = [m.name for m in preset.models]
-    losses: list[list[float]] = []
+    losses: dict[str, list[float]] = {m.name: [] for m in preset.models}
     result = [float("nan"), -1]
     t0 = time.perf_counter()
     job = Job(preset.models, preset.train)
 
     def watch(step, step_losses):
-        losses.append(step_losses)
-        if step >= window:
-            mean = dict(zip(names, np.mean(losses[-window:], axis=0)))
-            if mean["plain-56"] >= 2 * max(mean["plain-20"], mean["res-56"]):
-                result[:] = [time.perf_counter() - t0, step]
-                job._control[Control.STOP] = 1
+        for name, loss in zip(losses, step_losses, strict=True):
+            losses[name].append(loss)
+        if lesson_shown(losses):
+            result[:] = [time.perf_counter() - t0, step]
+            job._control[Control.STOP] = 1
 
     job.run_blocking(watch)
     return result[0], result[1]
@@ -151,7 +168,7 @@ def first_render_seconds(chromium: str = "/usr/bin/chromium") -> dict:
             browser.close()
 
 
-def run_bench(steps: int = 20, first_render: bool = False) -> dict:
+def run_bench(steps: int = 20, first_render: bool = False, lesson: bool = True) -> dict:
     torch.set_num_threads(threads_per_worker())
     preset = PRESETS[DEFAULT_PRESET]
     train = replace(preset.train, steps=WARMUP_STEPS + steps, eval_every=10**6, eval_size=100)
@@ -167,8 +184,12 @@ def run_bench(steps: int = 20, first_render: bool = False) -> dict:
         models.append({"name": v.name, "ms_per_step": round(1000 * per_step, 1),
                        "steps_per_s": round(1 / per_step, 2), "train_gflops": round(train_gflops, 1),
                        "efficiency": round(train_gflops / peak, 3)})
-    lesson_seconds, lesson_step = degradation_seconds()
     deepest = max(preset.models, key=lambda m: (m.depth, m.skip))
+    # The lesson trains the default preset until plain-56 falls behind (30-60 s): `bench --no-lesson` skips it.
+    shown = {}
+    if lesson:
+        seconds, step = degradation_seconds()
+        shown = {"degradation_seconds": round(seconds, 1), "degradation_step": step}
     render = first_render_seconds() if first_render else {}
     return {"cores": os.cpu_count(), "torch_threads": threads_per_worker(), "torch": torch.__version__,
             "batch_size": train.batch_size, "matmul_gflops": round(peak, 1), "models": models,
@@ -176,7 +197,6 @@ def run_bench(steps: int = 20, first_render: bool = False) -> dict:
             # pairs of steps follow --steps (40 at the default 20): a quick `bench --steps 2` stays quick
             "probe_overhead": round(probe_overhead(deepest, train.batch_size, pairs=max(5, min(40, 2 * steps))), 3),
             "probe_overhead_model": deepest.name,
-            "degradation_seconds": round(lesson_seconds, 1), "degradation_step": lesson_step,
             "predict_ms": round(draw_ms, 1),
             # peak resident memory of this process after training the default preset (Linux reports KiB)
-            "rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1), **render}
+            "rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1), **shown, **render}

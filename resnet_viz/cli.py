@@ -108,6 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--first-render", action="store_true",
                        help="also start the app and time its first page in Chromium (needs playwright and "
                             "Debian's chromium, from tests/requirements.txt)")
+    bench.add_argument("--no-lesson", dest="lesson", action="store_false",
+                       help="skip timing the default lesson (it trains until plain-56 falls behind: 30-60 s)")
     summary = sub.add_parser("summary", help=t("cli.summary_help"))
     summary.add_argument("--model", action="append", type=parse_model, metavar="SPEC",
                          help="the model(s) to summarise (default: the preset's): " + MODEL_HELP)
@@ -263,7 +265,7 @@ def cmd_bench(args) -> int:
     from .bench import run_bench
     if args.steps < 1:
         raise LabError("error.steps", value=args.steps)
-    print(json.dumps(run_bench(args.steps, args.first_render), indent=2))
+    print(json.dumps(run_bench(args.steps, args.first_render, args.lesson), indent=2))
     return 0
 
 

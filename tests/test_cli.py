@@ -81,13 +81,15 @@ def test_a_real_process_says_bad_input_in_one_line():
 
 
 def test_bench_prints_one_json_object():
-    r = cli("bench", "--steps", "2")
+    # --no-lesson: the lesson's timing trains the default preset (40 s here); the step it reports is checked on
+    # the same run, trained in the background, by test_science.py's test_the_default_preset_shows_the_lesson.
+    r = cli("bench", "--steps", "2", "--no-lesson")
     assert r.returncode == 0, r.stderr
     data = json.loads(r.stdout)
     assert data["cores"] >= 1 and data["matmul_gflops"] > 0
     assert [m["name"] for m in data["models"]] == ["plain-20", "res-20", "plain-56", "res-56"]
     assert all(m["steps_per_s"] > 0 and 0 < m["efficiency"] for m in data["models"])
     assert -0.5 < data["probe_overhead"] < 1 and data["rss_mb"] > 100
-    assert data["degradation_seconds"] > 0 and 20 <= data["degradation_step"] <= 120
+    assert "degradation_seconds" not in data and "degradation_step" not in data
 
 
