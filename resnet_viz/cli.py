@@ -12,7 +12,7 @@ from functools import partial
 from pathlib import Path
 
 from .config import (NAMES_HELP, PRESETS, DEFAULT_PRESET, RESNET_SWEEP_DEPTHS, SWEEP_DEPTHS, SWEEP_SEEDS,
-                     SWEEP_TRAIN, ModelSpec, TrainSpec, field_kind, parse_name, spec_from_dict)
+                     SWEEP_TRAIN, ModelSpec, TrainSpec, field_kind, parse_name, pretraining, spec_from_dict)
 from .download import SOURCES
 from .i18n import LabError, tr
 
@@ -80,7 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     defaults = TrainSpec()
     for name, kind in (("steps", int), ("batch_size", int), ("lr", float), ("momentum", float),
                        ("weight_decay", float), ("warmup_steps", int), ("seed", int), ("eval_every", int),
-                       ("eval_size", int), ("lr_decay", float)):
+                       ("eval_size", int), ("lr_decay", float), ("classes", str), ("pretrain_steps", int),
+                       ("pretrain_classes", str)):
         train.add_argument(f"--{name.replace('_', '-')}", type=kind, default=None,
                            help=f"default {getattr(defaults, name)}")
     train.add_argument("--optimizer", choices=["sgd", "adam"], default=None)
@@ -88,6 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="auto (default): CUDA, else Apple MPS, else the CPU")
     train.add_argument("--dataset", choices=DATASET_NAMES, default="mnist-5k",
                        help="default %(default)s (bundled); the others must be downloaded first (see download)")
+    train.add_argument("--pretrain-dataset", choices=DATASET_NAMES, default=None,
+                       help="what transfer models (transfer=frozen|finetune) pretrain on (default: --dataset)")
     train.add_argument("--out", type=Path, required=True, help="folder for metrics.csv, grad_norms.csv, "
                        "metrics.json, summary.json, PNG plots and run.zip (open it in the app)")
     train.add_argument("--quiet", action="store_true", help="no progress lines")
@@ -156,7 +159,13 @@ def cmd_train(args) -> int:
     train = replace(preset.train, **overrides)
     models = args.model or preset.models
     digits(args.dataset)  # here, not in the training loop: a missing or damaged dataset is a one-line error
+    if train.pretrain_dataset:
+        digits(train.pretrain_dataset)
     job = Job(models, train, dataset=args.dataset)
+    if pretraining(job.models) and not args.quiet:
+        print(f"pretraining {len(pretraining(job.models))} net(s) for {train.pretrain_steps} steps on classes "
+              f"{train.pretrain_classes or '0-9'} of {train.pretrain_dataset or args.dataset}, then training "
+              f"on classes {train.classes or '0-9'}", file=sys.stderr, flush=True)
     if not _make_folder(args.out):
         return 2
     started = time.perf_counter()

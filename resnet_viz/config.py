@@ -7,6 +7,7 @@ import re
 import types
 from dataclasses import asdict, dataclass, field, fields, replace
 
+from .datasets import DATASETS
 from .i18n import LabError
 
 # He et al.'s CIFAR nets have 6n+2 layers: a stem conv, three stages of n two-conv blocks, and a linear head.
@@ -63,6 +64,10 @@ SCALES = ("block", "channel")  # one alpha/beta per block, or one per channel of
 SCALE_RANGE = (-5.0, 5.0)  # start values of alpha and beta
 CSP_RANGE = (0.1, 0.9)  # share of a stage's channels that go through its blocks
 CSP_FUSIONS = ("last", "first")
+# Transfer learning: start from the run's pretraining step (TrainSpec.pretrain_*), with a new head (the last
+# linear layer at its seeded start); "frozen" trains the head only, "finetune" every layer.
+TRANSFERS = ("none", "frozen", "finetune")
+MAX_PRETRAIN_STEPS = 20_000
 MIN_MODELS, MAX_MODELS = 1, 6
 MAX_NAME = 24
 
@@ -96,6 +101,7 @@ class ModelSpec:
     # CSP stages: 0 = off; else the share of channels sent through the blocks, the rest bypass the stage.
     csp: float = 0.0
     csp_fusion: str = "last"  # last: transition on the block path, then concat; first: concat, then transition
+    transfer: str = "none"  # TRANSFERS: start from the run's pretrained weights, a new head, frozen or not
     name: str = ""  # empty: derived, e.g. "res-56"
 
     def __post_init__(self):
@@ -137,6 +143,7 @@ class ModelSpec:
         _check(_finite(self.csp) and (self.csp == 0 or CSP_RANGE[0] <= self.csp <= CSP_RANGE[1]), "error.csp",
                value=self.csp, lo=CSP_RANGE[0], hi=CSP_RANGE[1])
         _check(self.csp_fusion in CSP_FUSIONS, "error.csp_fusion", value=self.csp_fusion)
+        _check(self.transfer in TRANSFERS, "error.transfer", value=self.transfer, choices=", ".join(TRANSFERS))
         if not self.name:
             object.__setattr__(self, "name", self.default_name())
 
@@ -144,7 +151,7 @@ class ModelSpec:
         """Whether a setting means anything for this spec's family (the editor greys out the others)."""
         if key == "stem_stride" and self.stem == "imagenet":
             return False
-        return key in ("family", "name") or key in FAMILIES[self.family].settings
+        return key in ("family", "name", "transfer") or key in FAMILIES[self.family].settings
 
     def cifar_layout(self) -> tuple[int, tuple[int, ...]]:
         """A cifar net's blocks per stage and stage channels (the diagram draws it without torch)."""
@@ -156,6 +163,16 @@ class ModelSpec:
         return "skip" in FAMILIES[self.family].settings
 
     @property
+    def architecture(self) -> "ModelSpec":
+        """The net without its transfer setting and name: what a trained net must be to lend it its weights."""
+        return replace(self, transfer="none", name="")
+
+    @property
+    def frozen_backbone(self) -> bool:
+        """Only the head trains: every weight layer but the last is frozen at its pretrained values."""
+        return self.transfer == "frozen"
+
+    @property
     def weighted(self) -> bool:
         """True when the skip path is not the plain H = F(x) + x."""
         return self.skip and (self.alpha != 1 or self.beta != 1 or self.learn_alpha or self.learn_beta)
@@ -163,6 +180,10 @@ class ModelSpec:
     def default_name(self) -> str:
         """res-56, plain-20-nobn, resnet-50, plain-34, vgg-16, lenet-5, alexnet-bn ...: the family's own name
         (NAMES), then what differs from the family's defaults."""
+        suffix = {"none": "", "frozen": "-frozen", "finetune": "-ft"}[self.transfer]
+        return self._architecture_name() + suffix
+
+    def _architecture_name(self) -> str:
         family, defaults = self.family, FAMILIES[self.family].defaults
         if family == "lenet5":
             return "lenet-5" + ("-bn" if self.batch_norm else "")
@@ -248,6 +269,12 @@ class TrainSpec:
     eval_size: int = 500  # test digits used per evaluation; a fixed subset keeps it quick
     lr_decay: float = 1.0  # gamma: the lr is multiplied by it at each of LR_MILESTONES (1 = constant lr)
     device: str = "auto"
+    classes: str = ""  # the classes trained and tested on, e.g. "5-9" or "0,2,4" ("": all ten)
+    # Transfer learning: models with transfer != "none" start from a net of their architecture trained for
+    # pretrain_steps on pretrain_classes of pretrain_dataset ("": the run's own dataset), same schedule.
+    pretrain_steps: int = 0
+    pretrain_classes: str = ""
+    pretrain_dataset: str = ""
 
     def __post_init__(self):
         _check(isinstance(self.steps, int) and 1 <= self.steps <= 100_000, "error.steps", value=self.steps)
@@ -267,6 +294,35 @@ class TrainSpec:
                value=self.eval_size)
         _check(_finite(self.lr_decay) and 0 < self.lr_decay <= 1, "error.lr_decay", value=self.lr_decay)
         _check(self.device in DEVICES, "error.device", value=self.device, choices=", ".join(DEVICES))
+        for key in ("classes", "pretrain_classes"):
+            parse_classes(getattr(self, key), key)
+        _check(isinstance(self.pretrain_steps, int) and 0 <= self.pretrain_steps <= MAX_PRETRAIN_STEPS,
+               "error.pretrain_steps", value=self.pretrain_steps, hi=MAX_PRETRAIN_STEPS)
+        _check(self.pretrain_dataset in ("", *DATASETS), "error.pretrain_dataset", value=self.pretrain_dataset,
+               choices=", ".join(DATASETS))
+
+    @property
+    def class_list(self) -> tuple[int, ...]:
+        return parse_classes(self.classes)
+
+    @property
+    def pretrain_class_list(self) -> tuple[int, ...]:
+        return parse_classes(self.pretrain_classes)
+
+
+def parse_classes(text: str, setting: str = "classes") -> tuple[int, ...]:
+    """'5-9' -> (5, 6, 7, 8, 9), '0,2,4' -> (0, 2, 4), '' -> all ten; at least two distinct classes."""
+    every = tuple(range(10))
+    _check(isinstance(text, str), "error.class_list", setting=setting, value=text)
+    if not text.strip():
+        return every
+    chosen = set()
+    for part in text.replace(" ", "").split(","):
+        m = re.fullmatch(r"(\d)(?:-(\d))?", part)
+        _check(m is not None and (m[2] is None or m[1] <= m[2]), "error.class_list", setting=setting, value=text)
+        chosen.update(range(int(m[1]), int(m[2] or m[1]) + 1))
+    _check(len(chosen) >= 2, "error.class_list", setting=setting, value=text)
+    return tuple(sorted(chosen))
 
 
 def _finite(x) -> bool:
@@ -319,6 +375,12 @@ PRESETS = {
         ModelSpec(family="lenet5"), ModelSpec(family="alexnet"), ModelSpec(family="vgg", depth=16),
         ModelSpec(family="resnet", depth=18),
     )),
+    # The first article's recipe: a net pretrained on digits 0-4 gets a new head and learns 5-9, frozen
+    # (only the head trains) or fine-tuned (all of it), against the same net from scratch on the same steps.
+    "transfer": Preset("preset.transfer", (
+        ModelSpec(depth=20), ModelSpec(depth=20, transfer="frozen"), ModelSpec(depth=20, transfer="finetune"),
+    ), TrainSpec(steps=60, eval_every=20, classes="5-9", pretrain_steps=120, pretrain_classes="0-4",
+                 pretrain_dataset="mnist-5k")),
 }
 DEFAULT_PRESET = "degradation"
 
@@ -334,6 +396,37 @@ def check_models(models) -> tuple[ModelSpec, ...]:
     return models
 
 
+def check_run(models, train: TrainSpec, sourced=()) -> tuple[ModelSpec, ...]:
+    """check_models, and a transfer model needs weights to start from: a trained net of its architecture
+    (the indices in `sourced`, see sources) or the run's pretraining step."""
+    models = check_models(models)
+    transferred = [m.name for i, m in enumerate(models) if m.transfer != "none" and i not in sourced]
+    _check(not transferred or train.pretrain_steps > 0, "error.transfer_needs_pretrain",
+           names=", ".join(transferred))
+    return models
+
+
+def sources(models, trained) -> dict[int, int]:
+    """Which transfer models can start from a trained run's models: index -> index of the first model of
+    `trained` with the same architecture."""
+    found = {}
+    for i, m in enumerate(models):
+        match = [j for j, t in enumerate(trained) if t.architecture == m.architecture]
+        if m.transfer != "none" and match:
+            found[i] = match[0]
+    return found
+
+
+def pretraining(models, sourced=()) -> dict[ModelSpec, list[int]]:
+    """The nets a run pretrains for its transfer models (those not in `sourced`): one per architecture, with
+    the indices of the models that start from it."""
+    groups: dict[ModelSpec, list[int]] = {}
+    for i, m in enumerate(models):
+        if m.transfer != "none" and i not in sourced:
+            groups.setdefault(m.architecture, []).append(i)
+    return groups
+
+
 def spec_dict(spec) -> dict:
     return asdict(spec)
 
@@ -347,4 +440,5 @@ def spec_from_dict(cls, data: dict):
 __all__ = ["ModelSpec", "TrainSpec", "Preset", "PRESETS", "DEFAULT_PRESET", "check_models", "replace",
            "spec_dict", "spec_from_dict", "VALID_DEPTHS", "WIDTHS", "SHORTCUTS", "INITS", "STEM_STRIDES",
            "FAMILIES", "Family", "STEMS", "RESNET_DEPTHS", "VGG_DEPTHS", "parse_name", "field_kind",
-           "OPTIMIZERS", "DEVICES", "MAX_MODELS", "LabError", "SWEEP_DEPTHS", "SWEEP_SEEDS", "SWEEP_TRAIN"]
+           "OPTIMIZERS", "DEVICES", "MAX_MODELS", "LabError", "SWEEP_DEPTHS", "SWEEP_SEEDS", "SWEEP_TRAIN",
+           "TRANSFERS", "parse_classes", "check_run", "pretraining", "sources"]

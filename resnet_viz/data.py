@@ -58,9 +58,41 @@ def bundled_mnist() -> Digits:
     return Digits("mnist-5k", **arrays)
 
 
-def digits(name: str = "mnist-5k") -> Digits:
-    """A dataset by name. Never downloads: raises LabError("error.dataset_not_downloaded") when its files are
-    not here, and an error.idx_* LabError when they are damaged."""
+ALL_CLASSES = tuple(range(10))
+
+
+def digits(name: str = "mnist-5k", classes=ALL_CLASSES) -> Digits:
+    """A dataset by name, only the images of `classes` (a run's TrainSpec.class_list). Never downloads: raises
+    LabError("error.dataset_not_downloaded") when its files are not here, and an error.idx_* LabError when
+    they are damaged."""
+    whole = _whole(name)
+    return whole if tuple(classes) == ALL_CLASSES else _only(whole, tuple(classes))
+
+
+_SUBSETS: dict[tuple, Digits] = {}  # (id of the whole set, classes) -> subset; a few, newest last
+_SUBSET_LOCK = threading.Lock()
+
+
+def _only(whole: Digits, classes: tuple[int, ...]) -> Digits:
+    """The images of `classes`, in their order in the whole set; kept for the last few class lists asked for."""
+    key = (id(whole), classes)
+    with _SUBSET_LOCK:
+        hit = _SUBSETS.pop(key, None)
+        if hit is None or hit[0] is not whole:
+            parts = []
+            for images, labels in ((whole.train_images, whole.train_labels), (whole.test_images, whole.test_labels)):
+                keep = np.isin(labels, classes)
+                parts += [images[keep], labels[keep]]
+            for a in parts:
+                a.flags.writeable = False
+            hit = whole, Digits(whole.name, *parts)
+        _SUBSETS[key] = hit
+        while len(_SUBSETS) > 4:
+            _SUBSETS.pop(next(iter(_SUBSETS)))
+        return hit[1]
+
+
+def _whole(name: str) -> Digits:
     if info(name).bundled:
         return bundled_mnist()
     files = download.local_files(name)
@@ -126,16 +158,17 @@ class TensorDigits:
         return x.to(torch.float32, copy=True).div_(255.0).sub_(self.stats[0]).div_(self.stats[1])
 
 
-_TENSORS: dict[str, tuple[Digits, TensorDigits]] = {}
+_TENSORS: dict[tuple, tuple[Digits, TensorDigits]] = {}
 
 
-def tensors(name: str = "mnist-5k") -> TensorDigits:
-    """The dataset as ready-to-index tensors, built once per process (per load of its files); workers only
-    index into them."""
-    d = digits(name)
-    made = _TENSORS.get(name)
+def tensors(name: str = "mnist-5k", classes=ALL_CLASSES) -> TensorDigits:
+    """The dataset (only `classes`) as ready-to-index tensors, built once per process (per load of its files);
+    workers only index into them."""
+    d = digits(name, classes)
+    key = (name, tuple(classes))
+    made = _TENSORS.get(key)
     if made is None or made[0] is not d:
-        made = _TENSORS[name] = d, _tensors(d)
+        made = _TENSORS[key] = d, _tensors(d)
     return made[1]
 
 

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from . import device
-from .config import ModelSpec, TrainSpec, check_models
+from .config import ModelSpec, TrainSpec, check_run, pretraining, sources
 from .data import digits
 from .i18n import LabError, tr
 from .models import count_params, layer_table
@@ -224,6 +224,12 @@ class Snapshot:
     train: TrainSpec
     models: list[ModelView]
     pause_requested: bool = False  # Pause was pressed; the worker stops at the next step boundary
+    pretrained: int = 0  # transfer learning: pretraining steps done, of pretrain_total, before step 1
+    pretrain_total: int = 0
+
+    @property
+    def pretraining(self) -> bool:
+        return self.state in ("running", "paused") and self.step == 0 and self.pretrained < self.pretrain_total
 
     @property
     def active(self) -> bool:
@@ -235,11 +241,19 @@ class Snapshot:
 
 
 class Job:
-    """Trains `models` with `train` in a background worker process, with start/pause/resume/step/stop."""
+    """Trains `models` with `train` in a background worker process, with start/pause/resume/step/stop.
+    Transfer models start from `start_from` (a finished Job: this session's run, or a reopened saved one)
+    where it has a model of their architecture, else from the run's pretraining step."""
 
     def __init__(self, models, train: TrainSpec, queue: WorkerQueue = QUEUE, dataset: str = "mnist-5k",
-                 heartbeat_timeout: float | None = None):
-        self.models = check_models(models)
+                 heartbeat_timeout: float | None = None, start_from: "Job | None" = None,
+                 _weights_given: bool = False):
+        models = tuple(models)
+        lenders = sources(models, start_from.models) if start_from is not None else {}
+        # a reopened run's weights come from its file: none of its models needs pretraining again
+        self.sourced = frozenset(i for i, m in enumerate(models) if m.transfer != "none") if _weights_given \
+            else frozenset(lenders)
+        self.models = check_run(models, train, self.sourced)
         device.resolve(train.device)  # a missing GPU is the user's message now, not the worker's crash later
         self.train = train
         self.dataset = dataset
@@ -270,6 +284,8 @@ class Job:
                                         table=table))
             self._records.append(Record.empty(train.steps, len(layers), len(blocks), evaluations(train))
                                  .share_memory_())
+        for i, j in lenders.items():  # into the shared buffers, which the worker adopts as its start
+            self.nets[i].load_backbone(start_from.nets[j])
 
     @property
     def info(self) -> list[ModelInfo]:
@@ -279,7 +295,7 @@ class Job:
     @classmethod
     def reopen(cls, saved, queue: WorkerQueue = QUEUE) -> "Job":
         """A finished job from a saved run (runfile.read_run): its records, weights and state as saved."""
-        job = cls(saved.models, saved.train, queue=queue, dataset=saved.dataset)
+        job = cls(saved.models, saved.train, queue=queue, dataset=saved.dataset, _weights_given=True)
         job._load(saved)
         return job
 
@@ -308,6 +324,8 @@ class Job:
             if self._thread is not None or self._state != "idle":
                 return self  # pressing Train twice does not start a second worker; a reopened run stays
             digits(self.dataset)  # missing or damaged files: the user's message now, not a failed worker
+            if self.train.pretrain_dataset and pretraining(self.models, self.sourced):
+                digits(self.train.pretrain_dataset)
             self._control[Control.PAUSED] = int(paused)
             self._state = "queued"
             self._thread = threading.Thread(target=self._manage, name="resnet-lab-job", daemon=True)
@@ -325,7 +343,7 @@ class Job:
     def step(self, n: int = 1) -> None:
         """While paused, train exactly n more steps, then stay paused."""
         c = self._control
-        c[Control.GRANTED] = max(c[Control.GRANTED], c[Control.USED]) + n
+        c[Control.GRANTED] = max(c[Control.GRANTED], c[Control.USED]) + n  # a pretraining step counts too
         c[Control.PAUSED] = 1
 
     def stop(self) -> None:
@@ -354,7 +372,8 @@ class Job:
         with self._lock:
             self._state = "running"
         try:
-            state = train_lockstep(self.nets, self.train, self._records, self._control, self.dataset, on_step)
+            state = train_lockstep(self.nets, self.train, self._records, self._control, self.dataset, on_step,
+                                   self.sourced)
             self._finish(state)
         except Exception as exc:
             self._finish("failed", f"{type(exc).__name__}: {exc}")
@@ -369,7 +388,8 @@ class Job:
         n = c[Control.STEP]
         return Snapshot(state, n, self.train.steps, self._queue.position(self), float(c.elapsed[0]), error,
                         self.train, [_view(info, rec, n) for info, rec in zip(self._info, self._records)],
-                        bool(c[Control.PAUSED]) and state in ("queued", "running", "paused"))
+                        bool(c[Control.PAUSED]) and state in ("queued", "running", "paused"),
+                        c[Control.PRETRAINED], len(pretraining(self.models, self.sourced)) * self.train.pretrain_steps)
 
     # ---- the owner thread: queue, process, watchdog -------------------------------------------
     def _manage(self) -> None:
@@ -384,7 +404,7 @@ class Job:
             self._process = ctx.Process(
                 target=worker_main, name=WORKER_NAME, daemon=True,
                 args=(list(self.models), self._flats, self.train, self._records, self._control, self.dataset,
-                      self._queue.threads, send))
+                      self._queue.threads, send, self.sourced))
             self._process.start()
             send.close()
             if self._queue.nice:  # the worker's main thread; torch threads it starts later inherit it

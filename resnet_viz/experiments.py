@@ -14,7 +14,7 @@ from torch import nn
 
 from .models import ResidualBlock
 from .config import SWEEP_DEPTHS, SWEEP_SEEDS, SWEEP_TRAIN, ModelSpec, TrainSpec
-from .data import MNIST_STATS, normalise, tensors
+from .data import ALL_CLASSES, MNIST_STATS, normalise, tensors
 from .engine import Job
 from .trainer import build_nets
 
@@ -189,8 +189,8 @@ def filter_normalised_direction(net, generator: torch.Generator) -> list[torch.T
     return out
 
 
-def _landscape_data(n: int = LANDSCAPE_IMAGES, dataset: str = "mnist-5k"):
-    data = tensors(dataset)
+def _landscape_data(n: int = LANDSCAPE_IMAGES, dataset: str = "mnist-5k", classes=ALL_CLASSES):
+    data = tensors(dataset, classes)
     return data.normalise(data.train_x[:n]).contiguous(memory_format=torch.channels_last), data.train_y[:n]
 
 
@@ -203,7 +203,7 @@ def _loss_at(work, weights, x, y) -> float:
 
 
 def landscape_2d(net, resolution: int = 11, span: float = 1.0, seed: int = 0, on_progress=None,
-                 cancelled=_never, dataset: str = "mnist-5k") -> tuple[np.ndarray, np.ndarray]:
+                 cancelled=_never, dataset: str = "mnist-5k", classes=ALL_CLASSES) -> tuple[np.ndarray, np.ndarray]:
     """Training loss on a resolution x resolution grid around the trained weights, theta + a*d1 + b*d2 for
     a, b in [-span, span], d1 and d2 filter-normalised random directions. Returns (coords, loss[b, a])."""
     if not 3 <= resolution <= 51:
@@ -212,7 +212,7 @@ def landscape_2d(net, resolution: int = 11, span: float = 1.0, seed: int = 0, on
     work = copy.deepcopy(net).eval()
     theta = [p.detach().clone() for p in _weights(work)]
     d1, d2 = filter_normalised_direction(work, gen), filter_normalised_direction(work, gen)
-    x, y = _landscape_data(dataset=dataset)
+    x, y = _landscape_data(dataset=dataset, classes=classes)
     coords = np.linspace(-span, span, resolution)
     loss = np.full((resolution, resolution), np.nan)
     for j, b in enumerate(coords):
@@ -226,14 +226,14 @@ def landscape_2d(net, resolution: int = 11, span: float = 1.0, seed: int = 0, on
 
 
 def interpolation_1d(start, end, points: int = 25, margin: float = 0.25, cancelled=_never,
-                     dataset: str = "mnist-5k"):
+                     dataset: str = "mnist-5k", classes=ALL_CLASSES):
     """Training loss along the straight line from `start`'s weights (t = 0, the initialisation) to `end`'s
     (t = 1, trained), a little beyond both ends (Goodfellow et al.)."""
     work = copy.deepcopy(end).eval()
     state = [v for v in work.state_dict().values() if v.is_floating_point()]  # BN statistics move too
     w0 = [v.detach().clone() for v in start.state_dict().values() if v.is_floating_point()]
     w1 = [v.detach().clone() for v in state]
-    x, y = _landscape_data(dataset=dataset)
+    x, y = _landscape_data(dataset=dataset, classes=classes)
     ts = np.linspace(-margin, 1 + margin, points)
     loss = np.full(points, np.nan)
     for k, t in enumerate(ts):

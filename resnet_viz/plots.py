@@ -145,12 +145,17 @@ def _log_heatmaps(panels: Sequence[tuple[str, np.ndarray, np.ndarray]], t: Text,
     return fig
 
 
+def panel_name(v: ModelView, t: Text) -> str:
+    """A model's name over its gradient rows, saying when all but the head are frozen (blank, not dark)."""
+    return t("chart.frozen_panel", name=v.name, n=len(v.layer_names) - 1) if v.spec.frozen_backbone else v.name
+
+
 def grad_heatmap_figure(views: Sequence[ModelView], t: Text, gap: float = 0.03) -> go.Figure:
     """Layer x step heatmap of gradient norms, one panel per model, one colour scale for all (`gap`: room
     between panels, as a share of the width; more for a narrow column, where each panel's layer labels
     need it)."""
     lo, hi = grad_norm_range(views)
-    return _log_heatmaps([(v.name, v.step, v.grad_norm) for v in views], t, t("chart.grad_title"),
+    return _log_heatmaps([(panel_name(v, t), v.step, v.grad_norm) for v in views], t, t("chart.grad_title"),
                          t("chart.grad_colour"), t("chart.grad_hover"), t("chart.layer"), lo, hi, gap=gap)
 
 
@@ -311,7 +316,7 @@ def save_grad_norms_png(views: Sequence[ModelView], path, t: Text) -> None:
             z = np.log10(np.where(v.grad_norm > 0, v.grad_norm, np.nan)).T
         image = ax.imshow(z, aspect="auto", origin="lower", vmin=lo, vmax=hi, cmap="viridis",
                           extent=(0.5, len(v.step) + 0.5, 0.5, len(v.layer_names) + 0.5), interpolation="nearest")
-        ax.set(title=v.name, xlabel=t("chart.step"))
+        ax.set(title=panel_name(v, t), xlabel=t("chart.step"))
     axes[0][0].set_ylabel(t("chart.layer"))
     if image is not None:
         fig.colorbar(image, ax=axes[0].tolist(), label=t("chart.grad_colour_log10"))

@@ -1,6 +1,7 @@
 """What we record inside a model while it trains, read out as one tensor per step (one host copy).
 
-- gradient norms of the weight layers (the rows of the layer x step heatmap);
+- gradient norms of the weight layers (the rows of the layer x step heatmap), NaN for a frozen layer (a
+  transfer model's backbone): it has no gradient, which is not the same as a vanished one;
 - mean and std of every block's output (does the signal explode or die with depth?);
 - for residual blocks: alpha, beta (mean over channels) and ||alpha F(x)|| / ||beta x||, how far the block
   is from the identity (NaN for plain blocks).
@@ -22,6 +23,7 @@ class Probes:
         blocks = [block for _, block in model.blocks()]
         self.block_names = [name for name, _ in model.blocks()]
         self._weights = [p for _, p in model.weight_layers()]
+        self._frozen = torch.tensor([not p.requires_grad for p in self._weights])
         self._residual = [b for b in blocks if isinstance(b, ResidualBlock)]
         n = len(blocks)
         device = next(model.parameters()).device  # slots live beside the activations (out= needs that)
@@ -67,7 +69,7 @@ class Probes:
         """[grad norm per layer, mean per block, std per block, ratio per block, alpha per block,
         beta per block] for the step just taken, then reset."""
         grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in self._weights]
-        grad_norms = torch.stack(torch._foreach_norm(grads))
+        grad_norms = torch.stack(torch._foreach_norm(grads)).masked_fill_(self._frozen.to(grads[0].device), math.nan)
         (total, norm), count = self._sums, self._counts
         mean = total / count
         std = (norm * norm / count - mean * mean).clamp_min(0).sqrt()  # E[x^2] - E[x]^2

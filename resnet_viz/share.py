@@ -15,8 +15,7 @@ from .i18n import LANGUAGES
 
 MAX_VALUE = 500  # characters; a longer value is not a setting
 MAX_MODEL_PARAMS = 6
-TRAIN_KEYS = ("steps", "batch_size", "optimizer", "lr", "momentum", "weight_decay", "warmup_steps", "seed",
-              "eval_every", "lr_decay", "device")
+TRAIN_KEYS = tuple(f.name for f in fields(TrainSpec) if f.name != "eval_size")  # eval_size: not a UI setting
 BOOL_TEXT = {"1": True, "true": True, "0": False, "false": False}
 
 

@@ -11,7 +11,7 @@ import torch
 
 from . import experiments as E
 from .config import ModelSpec
-from .data import digits
+from .data import ALL_CLASSES, digits
 from .engine import QUEUE, WORKER_NAME, WorkerQueue, _context
 from .trainer import build_nets
 
@@ -31,8 +31,9 @@ def _run(kind: str, params: dict, specs, flats, seed: int, progress: torch.Tenso
                        on_row=lambda r: send(("row", r)),
                        on_progress=on_progress, cancelled=cancelled)
     nets = build_nets(specs, seed, flats)  # the session's models, their latest weights
-    dataset = params.get("dataset", "mnist-5k")  # the one they were trained on
-    d = digits(dataset)
+    dataset = params.get("dataset", "mnist-5k")  # the one they were trained on, and its classes
+    classes = tuple(params.get("classes", ALL_CLASSES))
+    d = digits(dataset, classes)
     out = {}
     if kind == "lesion":
         for i, (spec, net) in enumerate(zip(specs, nets)):
@@ -46,7 +47,7 @@ def _run(kind: str, params: dict, specs, flats, seed: int, progress: torch.Tenso
         total = len(nets) + len(chosen) * res * res
         done = 0
         for spec, net, start in zip(specs, nets, starts):
-            ts, loss = E.interpolation_1d(start, net, cancelled=cancelled, dataset=dataset)
+            ts, loss = E.interpolation_1d(start, net, cancelled=cancelled, dataset=dataset, classes=classes)
             out[("1d", spec.name)] = (ts, loss)
             done += 1
             on_progress(done, total)
@@ -55,7 +56,7 @@ def _run(kind: str, params: dict, specs, flats, seed: int, progress: torch.Tenso
                 base = done
                 out[("2d", spec.name)] = E.landscape_2d(
                     net, res, on_progress=lambda k, n: on_progress(base + k, total), cancelled=cancelled,
-                    dataset=dataset)
+                    dataset=dataset, classes=classes)
                 done += res * res
     elif kind == "shattered":
         a, b = (d.test_images[i] for i in params.get("pair", (0, 1)))
@@ -116,6 +117,7 @@ class Task:
         self.kind, self.params = kind, dict(params or {})
         if job is not None:
             self.params.setdefault("dataset", job.dataset)
+            self.params.setdefault("classes", job.train.class_list)
         self._specs: list[ModelSpec] = list(job.models) if job is not None else []
         self._flats = list(job._flats) if job is not None else []
         self._seed = job.train.seed if job is not None else 0

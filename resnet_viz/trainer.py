@@ -8,13 +8,13 @@ process slowed training ~3x on 2 cores).
 import contextlib
 import math
 import time
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 
 import torch
 import torch.nn.functional as nnf
 
 from . import device
-from .config import LR_MILESTONES, ModelSpec, TrainSpec
+from .config import LR_MILESTONES, ModelSpec, TrainSpec, pretraining
 from .data import tensors
 from .models import Net, build_model
 from .probes import Probes
@@ -23,12 +23,13 @@ from .weights import bind_weights
 
 class Control:
     """Orders and progress shared between the job's owner and the worker, each slot written by one side:
-    owner -> STOP, PAUSED, GRANTED (single steps allowed while paused); worker -> USED, BLOCKED, STEP."""
+    owner -> STOP, PAUSED, GRANTED (single steps allowed while paused); worker -> USED, BLOCKED, STEP,
+    PRETRAINED (pretraining steps done, over all the nets pretrained for transfer models)."""
 
-    STOP, PAUSED, GRANTED, USED, BLOCKED, STEP = range(6)
+    STOP, PAUSED, GRANTED, USED, BLOCKED, STEP, PRETRAINED = range(7)
 
     def __init__(self):
-        self.ints = torch.zeros(6, dtype=torch.int64)
+        self.ints = torch.zeros(7, dtype=torch.int64)
         self.elapsed = torch.zeros(1, dtype=torch.float64)  # training seconds, paused time excluded
 
     def share_memory_(self) -> "Control":
@@ -100,14 +101,18 @@ def build_nets(models: list[ModelSpec], seed: int, flats: list[torch.Tensor] | N
 
 
 def train_lockstep(nets: list[Net], spec: TrainSpec, records: list[Record], control: Control,
-                   dataset: str = "mnist-5k", on_step=None) -> str:
+                   dataset: str = "mnist-5k", on_step=None, sourced=()) -> str:
     """Train until done or stopped; returns "done" or "stopped". Never touches anything but its arguments.
     On a GPU (spec.device) it trains copies there and publishes their weights into `nets` as it goes."""
     target = device.resolve(spec.device)
     work = device.on_device(nets, target)
-    probes = [Probes(net) for net in work]
+    models = [net.spec for net in nets]
+    probes = []
     try:
-        return _train(work, probes, spec, records, control, tensors(dataset), on_step,
+        if not pretrain(work, models, spec, control, dataset, sourced):
+            return "stopped"
+        probes = [Probes(net) for net in work]
+        return _train(work, probes, spec, records, control, tensors(dataset, spec.class_list), on_step,
                       publish=None if work is nets else lambda: device.publish(work, nets))
     finally:  # the nets live on (the server draws digits through them); their probes must not
         for probe in probes:
@@ -117,11 +122,58 @@ def train_lockstep(nets: list[Net], spec: TrainSpec, records: list[Record], cont
             net.eval()
 
 
+def pretrain(nets: list[Net], models: list[ModelSpec], spec: TrainSpec, control: Control,
+             dataset: str = "mnist-5k", sourced=()) -> bool:
+    """Transfer learning's first half: for each architecture among the transfer models, train one net from
+    the same seeded start as the others for spec.pretrain_steps on the pretraining task, with the run's own
+    optimiser and schedule, then copy its weights into those models, all but the head (theirs stays at its
+    seeded start: the new head). Models in `sourced` have their weights already. False when stopped meanwhile."""
+    groups = pretraining(models, sourced)
+    if not groups:
+        return True
+    data = tensors(spec.pretrain_dataset or dataset, spec.pretrain_class_list)
+    schedule = replace(spec, steps=spec.pretrain_steps, warmup_steps=min(spec.warmup_steps, spec.pretrain_steps))
+    where = next(nets[0].parameters()).device
+    done = 0
+    for architecture, members in groups.items():
+        torch.manual_seed(spec.seed)
+        net = build_model(architecture).to(where, memory_format=torch.channels_last)
+        opt = _optimizer(net, schedule)
+        batches = _batches(data, schedule, where)
+        net.train()
+        for step in range(schedule.steps):
+            if not _wait_for_go(control):
+                return False
+            x, y = next(batches)
+            for g in opt.param_groups:
+                g["lr"] = lr_at(step, schedule)
+            loss = nnf.cross_entropy(net(x), y)
+            if math.isfinite(loss.item()):  # a diverging pretraining step is skipped, not learned from
+                opt.zero_grad(set_to_none=False)
+                loss.backward()
+                opt.step()
+            done += 1
+            control[Control.PRETRAINED] = done
+        for i in members:
+            nets[i].load_backbone(net)
+    return True
+
+
+def _batches(data, spec: TrainSpec, where):
+    """Minibatches (x, y) forever, in the seeded order (a new permutation after each epoch)."""
+    order = torch.Generator().manual_seed(spec.seed)
+    while True:
+        perm = torch.randperm(len(data.train_y), generator=order)
+        for start in range(0, len(perm) - spec.batch_size + 1, spec.batch_size):
+            idx = perm[start:start + spec.batch_size]
+            x = data.normalise(data.train_x[idx]).to(where).contiguous(memory_format=torch.channels_last)
+            yield x, data.train_y[idx].to(where)  # uint8 till normalise
+
+
 def _train(nets, probes, spec: TrainSpec, records, control: Control, data, on_step, publish) -> str:
     opts = [_optimizer(net, spec) for net in nets]
     where = next(nets[0].parameters()).device
-    order = torch.Generator().manual_seed(spec.seed)
-    perm, cursor = torch.randperm(len(data.train_y), generator=order), 0
+    batches = _batches(data, spec, where)
     test_x = data.normalise(data.test_x[:spec.eval_size]).to(where).contiguous(memory_format=torch.channels_last)
     test_y = data.test_y[:spec.eval_size].to(where)
     clock = time.perf_counter()
@@ -130,12 +182,7 @@ def _train(nets, probes, spec: TrainSpec, records, control: Control, data, on_st
         if not _wait_for_go(control):
             return "stopped"
         clock = time.perf_counter()
-        if cursor + spec.batch_size > len(perm):
-            perm, cursor = torch.randperm(len(data.train_y), generator=order), 0
-        idx = perm[cursor:cursor + spec.batch_size]
-        cursor += spec.batch_size
-        x = data.normalise(data.train_x[idx]).to(where).contiguous(memory_format=torch.channels_last)  # uint8 till here
-        y = data.train_y[idx].to(where)
+        x, y = next(batches)
         lr = lr_at(step, spec)
         for net, opt, probe, rec in zip(nets, opts, probes, records):
             if rec.diverged_step < 0:
@@ -210,9 +257,10 @@ def _evaluate(step, nets, probes, records, x, y) -> None:
 
 
 def _optimizer(net, spec: TrainSpec) -> torch.optim.Optimizer:
+    trained = [p for p in net.parameters() if p.requires_grad]  # a frozen backbone is not even decayed
     if spec.optimizer == "adam":
-        return torch.optim.Adam(net.parameters(), lr=spec.lr, weight_decay=spec.weight_decay)
-    return torch.optim.SGD(net.parameters(), lr=spec.lr, momentum=spec.momentum, weight_decay=spec.weight_decay)
+        return torch.optim.Adam(trained, lr=spec.lr, weight_decay=spec.weight_decay)
+    return torch.optim.SGD(trained, lr=spec.lr, momentum=spec.momentum, weight_decay=spec.weight_decay)
 
 
 def lr_at(step: int, spec: TrainSpec) -> float:
@@ -224,13 +272,13 @@ def lr_at(step: int, spec: TrainSpec) -> float:
     return spec.lr * spec.lr_decay ** passed
 
 
-def worker_main(models, flats, spec, records, control, dataset, threads, conn) -> None:
+def worker_main(models, flats, spec, records, control, dataset, threads, conn, sourced=()) -> None:
     """Entry point of a worker process: train the models whose weights live in the shared `flats`, then
     report ("done"|"stopped"|"failed", error) on conn."""
     torch.set_num_threads(threads)
     try:
         nets = build_nets(models, spec.seed, flats)
-        conn.send((train_lockstep(nets, spec, records, control, dataset), None))
+        conn.send((train_lockstep(nets, spec, records, control, dataset, sourced=sourced), None))
     except Exception as exc:  # reported to the owner, shown in the UI
         conn.send(("failed", f"{type(exc).__name__}: {exc}"))
     finally:

@@ -18,6 +18,7 @@ from resnet_viz.engine import Job, WorkerQueue
 DEFAULT = PRESETS["degradation"]
 FIG4 = PRESETS["imagenet_fig4"]
 REZERO = PRESETS["rezero"]
+TRANSFER = PRESETS["transfer"]
 GUARD_S = 900  # one run's wait, before the machine's slowdown: a hang guard (a run takes 20-110 s here)
 
 
@@ -27,7 +28,8 @@ def training(kind: str, seed: int) -> tuple[list[ModelSpec], TrainSpec]:
       models, whose first 120 steps are the default lesson step for step (the same start and batches:
       training does not depend on the budget or on the other models).
     fig4: the Fig. 4 preset (plain-18/34, ResNet-18/34 with option-A shortcuts).
-    rezero: the ReZero preset's ReZero net alone (its plain and ordinary partners stay at chance)."""
+    rezero: the ReZero preset's ReZero net alone (its plain and ordinary partners stay at chance).
+    transfer: the transfer preset's from-scratch and fine-tuned nets (its pretraining included)."""
     if kind == "sweep":
         models = DEFAULT.models if seed == DEFAULT.train.seed else (
             ModelSpec(depth=20, skip=False), ModelSpec(depth=56, skip=False), ModelSpec(depth=56))
@@ -36,6 +38,8 @@ def training(kind: str, seed: int) -> tuple[list[ModelSpec], TrainSpec]:
         return list(FIG4.models), replace(FIG4.train, seed=seed, eval_size=100)
     if kind == "rezero":
         return [m for m in REZERO.models if m.learn_alpha], replace(REZERO.train, seed=seed)
+    if kind == "transfer":
+        return [m for m in TRANSFER.models if m.transfer != "frozen"], replace(TRANSFER.train, seed=seed)
     raise ValueError(f"no training kind {kind!r}")
 
 

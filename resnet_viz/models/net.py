@@ -26,6 +26,36 @@ class Net(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))
 
+    frozen = False  # a transfer model's frozen backbone (freeze_backbone): only the head trains
+
+    def head_layer(self) -> nn.Linear:
+        """The last linear layer: what transfer learning replaces with a new one."""
+        return [m for m in self.head.modules() if isinstance(m, nn.Linear)][-1]
+
+    def load_backbone(self, other: "Net") -> "Net":
+        """Take every weight and BN statistic of a net of the same architecture, except its head (this net's
+        own stays: the new head). Copies into this net's tensors in place (they may be shared buffers)."""
+        head = {name for name, p in other.named_parameters() if any(p is q for q in other.head_layer().parameters())}
+        self.load_state_dict({k: v for k, v in other.state_dict().items() if k not in head}, strict=False)
+        return self
+
+    def freeze_backbone(self) -> "Net":
+        """Every parameter but the head's stops training, and batch norm keeps its running statistics
+        (train() leaves the frozen BN layers in eval mode), as torchvision's fine-tuning recipe does."""
+        head = set(map(id, self.head_layer().parameters()))
+        for p in self.parameters():
+            p.requires_grad_(id(p) in head)
+        self.frozen = True
+        return self
+
+    def train(self, mode: bool = True) -> "Net":
+        super().train(mode)
+        if mode and self.frozen:
+            for m in self.modules():
+                if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                    m.eval()
+        return self
+
     def blocks(self) -> list[tuple[str, nn.Module]]:
         raise NotImplementedError
 

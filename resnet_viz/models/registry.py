@@ -16,4 +16,5 @@ IMAGE_SHAPE = (1, 28, 28)  # what the lab trains on: grayscale 28x28 digits (MNI
 
 
 def build_model(spec: ModelSpec, in_channels: int = IMAGE_SHAPE[0], num_classes: int = NUM_CLASSES) -> Net:
-    return BUILDERS[spec.family](spec, in_channels=in_channels, num_classes=num_classes)
+    net = BUILDERS[spec.family](spec, in_channels=in_channels, num_classes=num_classes)
+    return net.freeze_backbone() if spec.frozen_backbone else net

@@ -20,7 +20,7 @@ def evaluated(job, step: int) -> list:
     key = (id(job), step)
     cache = st.session_state.get("_errors")
     if cache is None or cache[0] != key:
-        test = digits(job.dataset)
+        test = digits(job.dataset, job.train.class_list)
         with st.spinner(t("errors.evaluating")):
             results = [evaluate(net, test.test_images[:LIMIT], test.test_labels[:LIMIT], stats=test.stats)
                        for net in job.nets]
@@ -49,7 +49,7 @@ def page() -> None:
     st.session_state["_errors_step"] = (id(job), shown)
     try:
         results = evaluated(job, shown)
-        test = digits(job.dataset)
+        test = digits(job.dataset, job.train.class_list)
     except LabError as e:  # a reopened run trained on a dataset this server does not have
         st.error(e.text(lang()))
         return

@@ -8,8 +8,10 @@ from dataclasses import fields
 import streamlit as st
 
 from ..config import (CSP_FUSIONS, CSP_RANGE, DEFAULT_FAMILY, DEVICES, FAMILIES, FAMILY_FIELDS, INITS,
-                      MAX_MODELS, PRESETS, SCALE_RANGE, SCALES, SHORTCUTS, STEM_STRIDES, STEMS, WIDTHS, LabError, ModelSpec,
-                      TrainSpec, check_models, field_kind, replace, spec_dict, spec_from_dict)
+                      MAX_MODELS, MAX_PRETRAIN_STEPS, PRESETS, SCALE_RANGE, SCALES, SHORTCUTS, STEM_STRIDES, STEMS, TRANSFERS, WIDTHS, LabError,
+                      ModelSpec,
+                      TrainSpec, check_models, check_run, field_kind, sources, replace, spec_dict, spec_from_dict)
+from ..datasets import DATASETS
 from ..diagram import architecture_dot
 from ..summary import records, si
 from . import link
@@ -74,6 +76,8 @@ def model_editor(preset: str, linked_models=None, simple: bool = False) -> list[
                                              max_value=CSP_RANGE[1], step=0.05, default=0.0, format="%.2f"),
         "csp_fusion": st.column_config.SelectboxColumn(t("col.csp_fusion"), help=t("col.csp_fusion_help"),
                                                        options=CSP_FUSIONS, default="last", required=True),
+        "transfer": st.column_config.SelectboxColumn(t("col.transfer"), help=t("col.transfer_help"),
+                                                     options=TRANSFERS, default="none", required=True),
     }
     # A new key per preset (and per reset) gives the editor fresh rows instead of the user's old edits.
     version = st.session_state.get("editor_version", 0)
@@ -169,7 +173,32 @@ def train_settings(base: TrainSpec, simple: bool = False) -> tuple[TrainSpec | N
                                      help=t("set.lr_decay_help")),
             device=st.selectbox(t("set.device"), DEVICES, DEVICES.index(base.device), help=t("set.device_help")),
         )
+    with side.expander(t("lab.transfer_settings"), expanded=base.pretrain_steps > 0 or bool(base.classes)):
+        pretrain_sources = ("", *DATASETS)
+        kw.update(
+            classes=st.text_input(t("set.classes"), base.classes, max_chars=40, placeholder="0-9",
+                                  help=t("set.classes_help")),
+            pretrain_steps=st.number_input(t("set.pretrain_steps"), 0, MAX_PRETRAIN_STEPS, base.pretrain_steps, 10,
+                                           help=t("set.pretrain_steps_help")),
+            pretrain_classes=st.text_input(t("set.pretrain_classes"), base.pretrain_classes, max_chars=40,
+                                           placeholder="0-9", help=t("set.pretrain_classes_help")),
+            pretrain_dataset=st.selectbox(t("set.pretrain_dataset"), pretrain_sources,
+                                          pretrain_sources.index(base.pretrain_dataset),
+                                          format_func=lambda d: t(f"dataset.{d}") if d else
+                                          t("set.pretrain_dataset_same")),
+        )
+        st.radio(t("set.transfer_from"), TRANSFER_FROM, key="transfer_from", help=t("set.transfer_from_help"),
+                 format_func=lambda k: t(f"set.transfer_from.{k}"))
     return _train_spec(base, kw)
+
+
+TRANSFER_FROM = ("pretraining", "run")  # where transfer models take their weights from
+
+
+def transfer_lender(holder):
+    """The session's current run, when the user chose to start transfer models from it (a finished run:
+    Train is disabled while one trains)."""
+    return holder.job if st.session_state.get("transfer_from") == "run" else None
 
 
 def _nearest(value: int, choices) -> int:
@@ -185,7 +214,7 @@ def _train_spec(base: TrainSpec, values: dict) -> tuple[TrainSpec | None, str | 
 
 # ---- controls and the live panel ---------------------------------------------------------------------------
 
-def controls(holder, specs, train, problems, dataset: str = "mnist-5k") -> None:
+def controls(holder, specs, train, problems, dataset: str = "mnist-5k", lender=None) -> None:
     job = holder.job
     snap = job.snapshot() if job else None
     busy = snap is not None and not snap.finished
@@ -196,7 +225,7 @@ def controls(holder, specs, train, problems, dataset: str = "mnist-5k") -> None:
                       help=t("btn.train_help") if not busy else t("btn.train_busy")):
         from ..engine import Job
         try:
-            job = Job(specs, train, dataset=dataset, heartbeat_timeout=HEARTBEAT_TIMEOUT).start()
+            job = Job(specs, train, dataset=dataset, heartbeat_timeout=HEARTBEAT_TIMEOUT, start_from=lender).start()
         except LabError as e:  # a GPU this server lacks, a damaged dataset: say so, keep the current run
             st.error(e.text(lang()))
             return
@@ -219,11 +248,16 @@ def controls(holder, specs, train, problems, dataset: str = "mnist-5k") -> None:
         st.rerun()
 
 
-def status_line(snap) -> None:
+def status_line(snap, dataset: str = "mnist-5k") -> None:
     if snap.state == "queued":
         from ..engine import QUEUE
         running, _ = QUEUE.busy()
         st.info(t("status.queued", position=snap.queue_position, running=running))
+        return
+    if snap.pretraining:
+        st.progress(snap.pretrained / snap.pretrain_total, text=t(
+            "status.pretraining", done=snap.pretrained, total=snap.pretrain_total, steps=snap.steps,
+            classes=snap.train.pretrain_classes or "0-9", dataset=t(f"dataset.{snap.train.pretrain_dataset or dataset}")))
         return
     label = t(f"status.{snap.state}")
     rate = snap.step / snap.elapsed if snap.elapsed > 0 else 0.0
@@ -249,7 +283,7 @@ def live_panel() -> None:
         return
     job.touch()
     snap = job.snapshot()
-    status_line(snap)
+    status_line(snap, job.dataset)
     opened = st.session_state.get("_opened")
     if opened and opened[0] == id(job):
         st.caption(t("save.opened", name=opened[1]))
@@ -353,11 +387,21 @@ def page() -> None:
         rows = model_editor(preset, shared.models if from_link else None, simple)
     specs, model_problems = parse_models(rows)
     problems = model_problems + [p for p in (train_error, data_problem) if p]
+    lender = transfer_lender(holder)
+    lent = sources(specs, lender.models) if lender is not None else {}
+    if not problems:
+        try:
+            check_run(specs, train, lent)  # transfer models need weights: the run chosen, or the pretraining
+        except LabError as e:
+            problems.append(e.text(lang()))
     for p in problems:
         st.error(p)
+    if lent:
+        st.caption(t("lab.transfer_from_run", pairs=", ".join(f"{specs[i].name} ← {lender.models[j].name}"
+                                                               for i, j in lent.items())))
     if specs:
         architecture(specs)
-    controls(holder, specs, train, problems, dataset)
+    controls(holder, specs, train, problems, dataset, lender if lent else None)
     share_url = link.write(preset, train, specs if not model_problems else None, dataset)
     save_and_share(holder, share_url)
     chart_options()
