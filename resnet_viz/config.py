@@ -85,6 +85,7 @@ class ModelSpec:
     family: str = DEFAULT_FAMILY
     depth: int | None = None
     skip: bool | None = None  # residual (True) or plain (False)
+    transfer: str = "none"  # TRANSFERS: start from the run's pretrained weights, a new head, frozen or not
     shortcut: str | None = None
     width: float | None = None  # multiplies every stage's channels (cifar: 16/32/64)
     batch_norm: bool | None = None
@@ -101,7 +102,6 @@ class ModelSpec:
     # CSP stages: 0 = off; else the share of channels sent through the blocks, the rest bypass the stage.
     csp: float = 0.0
     csp_fusion: str = "last"  # last: transition on the block path, then concat; first: concat, then transition
-    transfer: str = "none"  # TRANSFERS: start from the run's pretrained weights, a new head, frozen or not
     name: str = ""  # empty: derived, e.g. "res-56"
 
     def __post_init__(self):

@@ -88,9 +88,14 @@ def model_editor(preset: str, linked_models=None, simple: bool = False) -> list[
         rows = kept[1]
     # Classroom mode hides the advanced columns; their values (the preset's) still apply.
     edited = st.data_editor(rows, column_config=config, num_rows="dynamic", hide_index=True,
-                            column_order=BASIC_COLUMNS if simple else None, key=key, width="stretch")
+                            column_order=_basic_columns(rows) if simple else None, key=key, width="stretch")
     _follow_family_changes(key, edited, preset, linked_models)
     return edited
+
+
+def _basic_columns(rows: list[dict]) -> tuple[str, ...]:
+    """Classroom mode's columns, and Transfer too when a row uses it (else the rows would look the same)."""
+    return BASIC_COLUMNS + (("transfer",) if any(r.get("transfer") not in (None, "none") for r in rows) else ())
 
 
 def _follow_family_changes(key: str, rows: list[dict], preset: str, linked_models) -> None:
