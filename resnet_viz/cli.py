@@ -162,8 +162,9 @@ def cmd_train(args) -> int:
     if train.pretrain_dataset:
         digits(train.pretrain_dataset)
     job = Job(models, train, dataset=args.dataset)
-    if pretraining(job.models) and not args.quiet:
-        print(f"pretraining {len(pretraining(job.models))} net(s) for {train.pretrain_steps} steps on classes "
+    pretrained = pretraining(job.models)
+    if pretrained and not args.quiet:
+        print(f"pretraining {len(pretrained)} net(s) for {train.pretrain_steps} steps on classes "
               f"{train.pretrain_classes or '0-9'} of {train.pretrain_dataset or args.dataset}, then training "
               f"on classes {train.classes or '0-9'}", file=sys.stderr, flush=True)
     if not _make_folder(args.out):

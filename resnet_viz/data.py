@@ -69,7 +69,7 @@ def digits(name: str = "mnist-5k", classes=ALL_CLASSES) -> Digits:
     return whole if tuple(classes) == ALL_CLASSES else _only(whole, tuple(classes))
 
 
-_SUBSETS: dict[tuple, Digits] = {}  # (id of the whole set, classes) -> subset; a few, newest last
+_SUBSETS: dict[tuple, tuple[Digits, Digits]] = {}  # (id of the whole set, classes) -> subset; a few, newest last
 _SUBSET_LOCK = threading.Lock()
 
 

@@ -254,6 +254,7 @@ class Job:
         self.sourced = frozenset(i for i, m in enumerate(models) if m.transfer != "none") if _weights_given \
             else frozenset(lenders)
         self.models = check_run(models, train, self.sourced)
+        self._pretrain_total = len(pretraining(self.models, self.sourced)) * train.pretrain_steps
         device.resolve(train.device)  # a missing GPU is the user's message now, not the worker's crash later
         self.train = train
         self.dataset = dataset
@@ -324,7 +325,7 @@ class Job:
             if self._thread is not None or self._state != "idle":
                 return self  # pressing Train twice does not start a second worker; a reopened run stays
             digits(self.dataset)  # missing or damaged files: the user's message now, not a failed worker
-            if self.train.pretrain_dataset and pretraining(self.models, self.sourced):
+            if self.train.pretrain_dataset and self._pretrain_total:
                 digits(self.train.pretrain_dataset)
             self._control[Control.PAUSED] = int(paused)
             self._state = "queued"
@@ -389,7 +390,7 @@ class Job:
         return Snapshot(state, n, self.train.steps, self._queue.position(self), float(c.elapsed[0]), error,
                         self.train, [_view(info, rec, n) for info, rec in zip(self._info, self._records)],
                         bool(c[Control.PAUSED]) and state in ("queued", "running", "paused"),
-                        c[Control.PRETRAINED], len(pretraining(self.models, self.sourced)) * self.train.pretrain_steps)
+                        c[Control.PRETRAINED], self._pretrain_total)
 
     # ---- the owner thread: queue, process, watchdog -------------------------------------------
     def _manage(self) -> None:

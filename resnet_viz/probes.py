@@ -23,10 +23,10 @@ class Probes:
         blocks = [block for _, block in model.blocks()]
         self.block_names = [name for name, _ in model.blocks()]
         self._weights = [p for _, p in model.weight_layers()]
-        self._frozen = torch.tensor([not p.requires_grad for p in self._weights])
         self._residual = [b for b in blocks if isinstance(b, ResidualBlock)]
         n = len(blocks)
         device = next(model.parameters()).device  # slots live beside the activations (out= needs that)
+        self._frozen = torch.tensor([not p.requires_grad for p in self._weights], device=device)
         # Each hook reduces its sample at once, writing straight into its own slot (out=): no lists, no
         # stacking, nothing kept alive, one vectorised pass in read(). (std_mean cost ~170 us a call here,
         # ~5% of a res-56 step; a sum and a norm ~12 us. Keeping views for one batched reduction later was
@@ -69,7 +69,7 @@ class Probes:
         """[grad norm per layer, mean per block, std per block, ratio per block, alpha per block,
         beta per block] for the step just taken, then reset."""
         grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in self._weights]
-        grad_norms = torch.stack(torch._foreach_norm(grads)).masked_fill_(self._frozen.to(grads[0].device), math.nan)
+        grad_norms = torch.stack(torch._foreach_norm(grads)).masked_fill_(self._frozen, math.nan)
         (total, norm), count = self._sums, self._counts
         mean = total / count
         std = (norm * norm / count - mean * mean).clamp_min(0).sqrt()  # E[x^2] - E[x]^2

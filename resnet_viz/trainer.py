@@ -136,8 +136,7 @@ def pretrain(nets: list[Net], models: list[ModelSpec], spec: TrainSpec, control:
     where = next(nets[0].parameters()).device
     done = 0
     for architecture, members in groups.items():
-        torch.manual_seed(spec.seed)
-        net = build_model(architecture).to(where, memory_format=torch.channels_last)
+        net = build_nets([architecture], spec.seed)[0].to(where)  # the seeded start every model of it shares
         opt = _optimizer(net, schedule)
         batches = _batches(data, schedule, where)
         net.train()

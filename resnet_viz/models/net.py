@@ -32,19 +32,24 @@ class Net(nn.Module):
         """The last linear layer: what transfer learning replaces with a new one."""
         return [m for m in self.head.modules() if isinstance(m, nn.Linear)][-1]
 
+    def head_parameter_names(self) -> set[str]:
+        """The head layer's parameter names, as named_parameters() and state_dict() give them."""
+        head = set(map(id, self.head_layer().parameters()))
+        return {name for name, p in self.named_parameters() if id(p) in head}
+
     def load_backbone(self, other: "Net") -> "Net":
         """Take every weight and BN statistic of a net of the same architecture, except its head (this net's
         own stays: the new head). Copies into this net's tensors in place (they may be shared buffers)."""
-        head = {name for name, p in other.named_parameters() if any(p is q for q in other.head_layer().parameters())}
+        head = other.head_parameter_names()
         self.load_state_dict({k: v for k, v in other.state_dict().items() if k not in head}, strict=False)
         return self
 
     def freeze_backbone(self) -> "Net":
         """Every parameter but the head's stops training, and batch norm keeps its running statistics
         (train() leaves the frozen BN layers in eval mode), as torchvision's fine-tuning recipe does."""
-        head = set(map(id, self.head_layer().parameters()))
-        for p in self.parameters():
-            p.requires_grad_(id(p) in head)
+        head = self.head_parameter_names()
+        for name, p in self.named_parameters():
+            p.requires_grad_(name in head)
         self.frozen = True
         return self
 

@@ -8,9 +8,9 @@ from dataclasses import fields
 import streamlit as st
 
 from ..config import (CSP_FUSIONS, CSP_RANGE, DEFAULT_FAMILY, DEVICES, FAMILIES, FAMILY_FIELDS, INITS,
-                      MAX_MODELS, MAX_PRETRAIN_STEPS, PRESETS, SCALE_RANGE, SCALES, SHORTCUTS, STEM_STRIDES, STEMS, TRANSFERS, WIDTHS, LabError,
-                      ModelSpec,
-                      TrainSpec, check_models, check_run, field_kind, sources, replace, spec_dict, spec_from_dict)
+                      MAX_MODELS, MAX_PRETRAIN_STEPS, PRESETS, SCALE_RANGE, SCALES, SHORTCUTS, STEM_STRIDES, STEMS,
+                      TRANSFERS, WIDTHS, LabError, ModelSpec, TrainSpec, check_models, check_run, field_kind, replace,
+                      sources, spec_dict, spec_from_dict)
 from ..datasets import DATASETS
 from ..diagram import architecture_dot
 from ..summary import records, si
