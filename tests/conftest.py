@@ -27,6 +27,13 @@ def pytest_report_header(config):
     return speed.describe()
 
 
+def pytest_collection_modifyitems(items):
+    """The checks that read a background science run go last (in their own order): their runs then have the
+    whole suite to train in, soaking up the cycles the other tests leave idle, instead of the suite waiting
+    for them halfway and training nothing beside the tests after them."""
+    items.sort(key=lambda item: item.get_closest_marker("training") is not None)
+
+
 def pytest_collection_finish(session):
     """The science checks' runs start now, in the background (tests/trainings.py)."""
     if not session.config.option.collectonly:
