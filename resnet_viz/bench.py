@@ -85,43 +85,47 @@ def predict_ms(nets, repeats: int = 30) -> float:
     return 1000 * float(np.median(times))
 
 
-LESSON_WINDOW = 20  # steps averaged: one step's loss is too noisy to call the lesson on
-
-
 def lesson_shown(losses: dict) -> bool:
-    """The lesson is on screen: plain-56's training loss, averaged over the last LESSON_WINDOW steps, is at
-    least 2x both plain-20's and res-56's. `losses` maps each default-preset model's name to its losses."""
-    if min(len(v) for v in losses.values()) < LESSON_WINDOW:
-        return False
-    mean = {name: float(np.mean(v[-LESSON_WINDOW:])) for name, v in losses.items()}
-    return mean["plain-56"] >= 2 * max(mean["plain-20"], mean["res-56"])
+    """The default lesson is on screen (its preset's Lesson: plain-56's training loss, averaged over the last
+    LESSON_WINDOW steps, at least 2x both plain-20's and res-56's). `losses`: model name -> losses."""
+    preset = PRESETS[DEFAULT_PRESET]
+    return preset.lesson.shown(losses, preset.train)
 
 
 def lesson_step(losses: dict) -> int:
     """The first step at which `lesson_shown` holds (1-based), or -1 if it never does."""
-    steps = min(len(v) for v in losses.values())
-    return next((n for n in range(LESSON_WINDOW, steps + 1) if lesson_shown({k: v[:n] for k, v in losses.items()})),
-                -1)
-
-
-def degradation_seconds() -> tuple[float, int]:
-    """Seconds from starting the default preset (models built, data loaded) until `lesson_shown`; and the step
-    it happened (the same step as `lesson_step` of that run's losses)."""
     preset = PRESETS[DEFAULT_PRESET]
+    return preset.lesson.step(losses, preset.train)
+
+
+def lesson_seconds(name: str = DEFAULT_PRESET) -> tuple[float, int]:
+    """Seconds from starting a preset's run (models built, data loaded; its pretraining included) until its
+    Lesson shows, and the step it showed at (NaN, -1 if it did not within the preset's steps)."""
+    preset = PRESETS[name]
     losses: dict[str, list[float]] = {m.name: [] for m in preset.models}
     result = [float("nan"), -1]
     t0 = time.perf_counter()
     job = Job(preset.models, preset.train)
 
     def watch(step, step_losses):
-        for name, loss in zip(losses, step_losses, strict=True):
-            losses[name].append(loss)
-        if lesson_shown(losses):
+        for model, loss in zip(losses, step_losses, strict=True):
+            losses[model].append(loss)
+        if preset.lesson.shown(losses, preset.train):
             result[:] = [time.perf_counter() - t0, step]
             job._control[Control.STOP] = 1
 
     job.run_blocking(watch)
     return result[0], result[1]
+
+
+def preset_lessons() -> dict:
+    """Every preset's time to its lesson, headless: {preset: {on, seconds, step, steps}}."""
+    out = {}
+    for name, preset in PRESETS.items():
+        seconds, step = lesson_seconds(name)
+        out[name] = {"on": preset.lesson.on, "seconds": None if step < 0 else round(seconds, 1),
+                     "step": None if step < 0 else step, "steps": preset.train.steps}
+    return out
 
 
 def first_render_seconds(chromium: str = "/usr/bin/chromium") -> dict:
@@ -168,7 +172,7 @@ def first_render_seconds(chromium: str = "/usr/bin/chromium") -> dict:
             browser.close()
 
 
-def run_bench(steps: int = 20, first_render: bool = False, lesson: bool = True) -> dict:
+def run_bench(steps: int = 20, first_render: bool = False, lesson: bool = True, presets: bool = False) -> dict:
     torch.set_num_threads(threads_per_worker())
     preset = PRESETS[DEFAULT_PRESET]
     train = replace(preset.train, steps=WARMUP_STEPS + steps, eval_every=10**6, eval_size=100)
@@ -188,9 +192,10 @@ def run_bench(steps: int = 20, first_render: bool = False, lesson: bool = True) 
     # The lesson trains the default preset until plain-56 falls behind (30-60 s): `bench --no-lesson` skips it.
     shown = {}
     if lesson:
-        seconds, step = degradation_seconds()
+        seconds, step = lesson_seconds()
         shown = {"degradation_seconds": round(seconds, 1), "degradation_step": step}
     render = first_render_seconds() if first_render else {}
+    lessons = {"lessons": preset_lessons()} if presets else {}
     return {"cores": os.cpu_count(), "torch_threads": threads_per_worker(), "torch": torch.__version__,
             "batch_size": train.batch_size, "matmul_gflops": round(peak, 1), "models": models,
             "lockstep_ms_per_step": round(sum(m["ms_per_step"] for m in models), 1),
@@ -199,4 +204,4 @@ def run_bench(steps: int = 20, first_render: bool = False, lesson: bool = True) 
             "probe_overhead_model": deepest.name,
             "predict_ms": round(draw_ms, 1),
             # peak resident memory of this process after training the default preset (Linux reports KiB)
-            "rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1), **shown, **render}
+            "rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1), **shown, **render, **lessons}

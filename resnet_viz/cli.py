@@ -113,6 +113,9 @@ def build_parser() -> argparse.ArgumentParser:
                             "Debian's chromium, from tests/requirements.txt)")
     bench.add_argument("--no-lesson", dest="lesson", action="store_false",
                        help="skip timing the default lesson (it trains until plain-56 falls behind: 30-60 s)")
+    bench.add_argument("--presets", action="store_true",
+                       help="also time every preset's lesson, headless (each trains until its lesson shows: "
+                            "several minutes in all)")
     summary = sub.add_parser("summary", help=t("cli.summary_help"))
     summary.add_argument("--model", action="append", type=parse_model, metavar="SPEC",
                          help="the model(s) to summarise (default: the preset's): " + MODEL_HELP)
@@ -275,7 +278,7 @@ def cmd_bench(args) -> int:
     from .bench import run_bench
     if args.steps < 1:
         raise LabError("error.steps", value=args.steps)
-    print(json.dumps(run_bench(args.steps, args.first_render, args.lesson), indent=2))
+    print(json.dumps(run_bench(args.steps, args.first_render, args.lesson, args.presets), indent=2))
     return 0
 
 

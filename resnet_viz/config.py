@@ -329,11 +329,60 @@ def _finite(x) -> bool:
     return isinstance(x, (int, float)) and x == x and abs(x) != float("inf")
 
 
+LESSON_WINDOW = 20  # steps a lesson's losses are averaged over: one step's loss is too noisy to call it on
+LESSON_ON = ("loss", "evaluation", "first_step")
+
+
+@dataclass(frozen=True)
+class Lesson:
+    """When a preset's lesson is on screen, so `bench --presets` can time it:
+    - "loss": each model in `worse` ends (its training loss averaged over the last LESSON_WINDOW steps) at
+      least `factor` times above each model in `better` (the degradation problem, Fig. 4, transfer);
+    - "evaluation": at the run's first test evaluation, when the summary table has every column (parameters,
+      FLOPs, time per step, accuracy): the lesson of a cost comparison;
+    - "first_step": after the first step (the vanishing preset's first/last gradient ratio)."""
+    on: str = "evaluation"
+    worse: tuple[str, ...] = ()
+    better: tuple[str, ...] = ()
+    factor: float = 1.0
+
+    def __post_init__(self):  # presets are code, not user input: a plain error for whoever writes one
+        if self.on not in LESSON_ON:
+            raise ValueError(f"a lesson is on one of {LESSON_ON}, not {self.on!r}")
+        if (self.on == "loss") != bool(self.worse and self.better):
+            raise ValueError("a loss lesson names models worse and better; the others name none")
+
+    def shown(self, losses: dict[str, list[float]], train: "TrainSpec") -> bool:
+        """Whether the lesson shows once the run has recorded `losses` (model name -> loss per step so far)."""
+        steps = min(len(v) for v in losses.values())
+        if self.on == "first_step":
+            return steps >= 1
+        if self.on == "evaluation":
+            return steps >= min(train.eval_every, train.steps)
+        if steps < LESSON_WINDOW:
+            return False
+        mean = {name: sum(losses[name][steps - LESSON_WINDOW:steps]) / LESSON_WINDOW
+                for name in self.worse + self.better}
+        return min(mean[n] for n in self.worse) >= self.factor * max(mean[n] for n in self.better)
+
+    def step(self, losses: dict[str, list[float]], train: "TrainSpec") -> int:
+        """The first step at which the lesson shows (1-based), or -1 if it never does in these losses."""
+        steps = min(len(v) for v in losses.values())
+        return next((n for n in range(1, steps + 1) if self.shown({k: v[:n] for k, v in losses.items()}, train)),
+                    -1)
+
+
 @dataclass(frozen=True)
 class Preset:
     key: str  # catalogue key prefix for its title and explanation
     models: tuple[ModelSpec, ...]
     train: TrainSpec = field(default_factory=TrainSpec)
+    lesson: Lesson = field(default_factory=Lesson)
+
+    def __post_init__(self):
+        unknown = set(self.lesson.worse + self.lesson.better) - {m.name for m in self.models}
+        if unknown:
+            raise ValueError(f"{self.key}: its lesson names models it does not have: {sorted(unknown)}")
 
 
 # The depth sweep (experiments.sweep): plain and residual nets at these depths and seeds, for this budget.
@@ -346,18 +395,20 @@ PRESETS = {
     "degradation": Preset("preset.degradation", (
         ModelSpec(depth=20, skip=False), ModelSpec(depth=20, skip=True),
         ModelSpec(depth=56, skip=False), ModelSpec(depth=56, skip=True),
-    )),
+    ), lesson=Lesson("loss", ("plain-56",), ("plain-20", "res-56"), factor=2.0)),
     "shortcut_scaling": Preset("preset.shortcut_scaling", (
         ModelSpec(depth=56, skip=True), ModelSpec(depth=56, skip=True, beta=0.5),
-    )),
+    ), lesson=Lesson("loss", ("res-56-b0.5",), ("res-56",), factor=2.0)),
     "rezero": Preset("preset.rezero", (
         ModelSpec(depth=56, skip=False, batch_norm=False), ModelSpec(depth=56, skip=True, batch_norm=False),
         ModelSpec(depth=56, skip=True, batch_norm=False, alpha=0.0, learn_alpha=True),
-    ), TrainSpec(optimizer="adam", lr=0.002)),  # SGD moves alpha off 0 too slowly for a short lesson
+    ), TrainSpec(optimizer="adam", lr=0.002),  # SGD moves alpha off 0 too slowly for a short lesson
+        lesson=Lesson("loss", ("plain-56-nobn", "res-56-nobn"), ("res-56-a0L-nobn",), factor=1.5)),
     # He et al.'s other case: no batch norm, PyTorch's default init. Now the plain nets' gradients do vanish
     # (first/last layer ratio ~1e-7 at depth 20, underflow to 0 at 56) while residual nets keep ~0.15.
     "vanishing": Preset("preset.vanishing", tuple(
-        ModelSpec(depth=d, skip=s, batch_norm=False, init="default") for d in (20, 56) for s in (False, True))),
+        ModelSpec(depth=d, skip=s, batch_norm=False, init="default") for d in (20, 56) for s in (False, True)),
+        lesson=Lesson("first_step")),
     "csp": Preset("preset.csp", (
         ModelSpec(depth=20, skip=True), ModelSpec(depth=20, skip=True, csp=0.5),
         ModelSpec(depth=20, skip=True, csp=0.5, csp_fusion="first"),
@@ -367,7 +418,7 @@ PRESETS = {
     "imagenet_fig4": Preset("preset.imagenet_fig4", (
         ModelSpec(family="resnet", depth=18, skip=False), ModelSpec(family="resnet", depth=34, skip=False),
         ModelSpec(family="resnet", depth=18, shortcut="A"), ModelSpec(family="resnet", depth=34, shortcut="A"),
-    )),
+    ), lesson=Lesson("loss", ("plain-34",), ("plain-18", "resnet-34A"))),
     "bottleneck": Preset("preset.bottleneck", (
         ModelSpec(family="resnet", depth=34), ModelSpec(family="resnet", depth=50),
     )),
@@ -380,7 +431,7 @@ PRESETS = {
     "transfer": Preset("preset.transfer", (
         ModelSpec(depth=20), ModelSpec(depth=20, transfer="frozen"), ModelSpec(depth=20, transfer="finetune"),
     ), TrainSpec(steps=60, eval_every=20, classes="5-9", pretrain_steps=120, pretrain_classes="0-4",
-                 pretrain_dataset="mnist-5k")),
+                 pretrain_dataset="mnist-5k"), lesson=Lesson("loss", ("res-20",), ("res-20-ft",))),
 }
 DEFAULT_PRESET = "degradation"
 
@@ -437,7 +488,7 @@ def spec_from_dict(cls, data: dict):
     return cls(**{k: v for k, v in data.items() if k in known})
 
 
-__all__ = ["ModelSpec", "TrainSpec", "Preset", "PRESETS", "DEFAULT_PRESET", "check_models", "replace",
+__all__ = ["ModelSpec", "TrainSpec", "Preset", "Lesson", "LESSON_WINDOW", "PRESETS", "DEFAULT_PRESET", "check_models", "replace",
            "spec_dict", "spec_from_dict", "VALID_DEPTHS", "WIDTHS", "SHORTCUTS", "INITS", "STEM_STRIDES",
            "FAMILIES", "Family", "STEMS", "RESNET_DEPTHS", "VGG_DEPTHS", "parse_name", "field_kind",
            "OPTIMIZERS", "DEVICES", "MAX_MODELS", "LabError", "SWEEP_DEPTHS", "SWEEP_SEEDS", "SWEEP_TRAIN",

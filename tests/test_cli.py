@@ -80,6 +80,14 @@ def test_a_real_process_says_bad_input_in_one_line():
     assert r.stderr.strip().splitlines() == [r.stderr.strip()] and "Depth must be 6n+2" in r.stderr, r.stderr
 
 
+def test_bench_times_a_presets_lesson():
+    """`bench --presets` trains each preset until its Lesson shows; here the quickest one, the vanishing
+    preset, whose lesson (the first/last gradient ratio) is on screen after its first step."""
+    from resnet_viz.bench import lesson_seconds
+    seconds, step = lesson_seconds("vanishing")
+    assert step == 1 and seconds > 0
+
+
 def test_bench_prints_one_json_object():
     # --no-lesson: the lesson's timing trains the default preset (40 s here); the step it reports is checked on
     # the same run, trained in the background, by test_science.py's test_the_default_preset_shows_the_lesson.

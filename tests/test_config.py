@@ -191,3 +191,39 @@ def test_presets_are_valid():
         assert check_models(preset.models) == preset.models
     names = [m.name for m in PRESETS["degradation"].models]
     assert names == ["plain-20", "res-20", "plain-56", "res-56"]
+
+
+def test_a_loss_lesson_shows_when_the_worse_models_window_mean_is_factor_times_the_better_ones():
+    lesson = config.Lesson("loss", ("plain-56",), ("plain-20", "res-56"), factor=2.0)
+    train = TrainSpec()
+    n = config.LESSON_WINDOW
+    losses = {"plain-56": [2.0] * n, "plain-20": [1.0] * n, "res-56": [0.5] * n}
+    assert lesson.shown(losses, train)  # 2.0 >= 2 x max(1.0, 0.5)
+    assert not lesson.shown({k: v[:n - 1] for k, v in losses.items()}, train)  # not a whole window yet
+    assert not lesson.shown(losses | {"plain-20": [1.01] * n}, train)
+    # The window is the last LESSON_WINDOW steps: an early gap that closed again does not count.
+    closing = {"plain-56": [2.0] * n + [1.0] * n, "plain-20": [1.0] * 2 * n, "res-56": [0.5] * 2 * n}
+    assert lesson.step(closing, train) == n and not lesson.shown(closing, train)
+    assert lesson.step({"plain-56": [1.0] * n, "plain-20": [1.0] * n, "res-56": [1.0] * n}, train) == -1
+    nan = losses | {"plain-56": [float("nan")] * n}  # a diverged model shows no lesson
+    assert not lesson.shown(nan, train)
+
+
+def test_evaluation_and_first_step_lessons_and_bad_lessons():
+    train = TrainSpec(steps=50, eval_every=30)
+    assert config.Lesson("evaluation").step({"a": [1.0] * 50}, train) == 30
+    assert config.Lesson("evaluation").step({"a": [1.0] * 8}, TrainSpec(steps=8, eval_every=30)) == 8
+    assert config.Lesson("first_step").step({"a": [1.0] * 5}, train) == 1
+    with pytest.raises(ValueError, match="worse and better"):
+        config.Lesson("loss", ("a",))
+    with pytest.raises(ValueError, match="one of"):
+        config.Lesson("accuracy")
+    with pytest.raises(ValueError, match="does not have"):
+        config.Preset("preset.x", (ModelSpec(depth=20),), lesson=config.Lesson("loss", ("plain-20",), ("res-20",)))
+
+
+def test_every_preset_has_a_lesson_that_names_its_own_models():
+    for name, preset in PRESETS.items():
+        names = {m.name for m in preset.models}
+        assert set(preset.lesson.worse + preset.lesson.better) <= names, name
+    assert PRESETS["degradation"].lesson.on == "loss" and PRESETS["bottleneck"].lesson.on == "evaluation"
