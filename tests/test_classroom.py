@@ -89,6 +89,16 @@ def test_a_hostile_link_is_refused_piece_by_piece_and_the_rest_applies():
     assert at.session_state["classroom"] is False and at.session_state["lang"] == "en"
 
 
+def test_a_link_value_the_spec_takes_but_an_input_does_not_starts_at_the_nearest_end_with_a_message():
+    """?steps=6 is a valid run (the CLI trains it) but below the Steps input's 10: Streamlit would raise."""
+    at = app(params={"preset": "imagenet_fig4", "steps": "6", "lr_decay": "0.005"})
+    assert not at.exception, [e.value for e in at.exception]
+    warnings = [w.value for w in at.warning]
+    assert len(warnings) == 2 and "Steps: 6" in warnings[0] and "0.005" in warnings[1], warnings
+    assert at.sidebar.number_input[0].value == 10
+    assert at.selectbox[0].value == "imagenet_fig4" and not at.error
+
+
 def test_a_link_sets_language_classroom_mode_settings_and_models():
     at = app(params={"preset": "shortcut_scaling", "steps": "200", "lr": "0.1", "lang": "zh", "classroom": "1",
                      "model": ["depth:20", "depth:20,beta:0.5"]})

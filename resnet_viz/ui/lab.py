@@ -152,30 +152,27 @@ def train_settings(base: TrainSpec, simple: bool = False) -> tuple[TrainSpec | N
     side = st.sidebar
     side.subheader(t("lab.training"))
     max_steps = CLASSROOM_MAX_STEPS if simple else 5000
-    kw = dict(steps=side.number_input(t("set.steps"), 10, max_steps, min(base.steps, max_steps), 10,
-                                      help=t("set.steps_help") + (" " + t("classroom.steps_note", n=max_steps)
-                                                                  if simple else "")))
+    steps = min(base.steps, max_steps)  # classroom mode's cap is its rule (said in the help), not a link's fault
+    kw = dict(steps=_number(side, "set.steps", 10, max_steps, steps, 10,
+                            help=t("set.steps_help") + (" " + t("classroom.steps_note", n=max_steps) if simple else "")))
     if not simple:
         kw.update(
             batch_size=side.select_slider(t("set.batch_size"), BATCH_SIZES, _nearest(base.batch_size, BATCH_SIZES),
                                           help=t("set.batch_size_help")),
             optimizer=side.selectbox(t("set.optimizer"), ["sgd", "adam"], ["sgd", "adam"].index(base.optimizer),
                                      format_func=lambda o: t(f"set.optimizer.{o}")))
-    kw["lr"] = side.number_input(t("set.lr"), 0.0001, 10.0, base.lr, 0.01, format="%.4f", help=t("set.lr_help"))
+    kw["lr"] = _number(side, "set.lr", 0.0001, 10.0, base.lr, 0.01, format="%.4f", help=t("set.lr_help"))
     if simple:
         return _train_spec(base, kw)
     with side.expander(t("lab.more_settings")):
         kw.update(
-            momentum=st.number_input(t("set.momentum"), 0.0, 0.99, base.momentum, 0.05, format="%.2f"),
-            weight_decay=st.number_input(t("set.weight_decay"), 0.0, 0.1, base.weight_decay, 1e-4,
-                                         format="%.5f"),
-            warmup_steps=st.number_input(t("set.warmup"), 0, 5000, base.warmup_steps, 10,
-                                         help=t("set.warmup_help")),
-            seed=st.number_input(t("set.seed"), 0, 2**31 - 1, base.seed, 1, help=t("set.seed_help")),
-            eval_every=st.number_input(t("set.eval_every"), 1, 5000, base.eval_every, 5,
-                                       help=t("set.eval_every_help")),
-            lr_decay=st.number_input(t("set.lr_decay"), 0.01, 1.0, base.lr_decay, 0.05, format="%.2f",
-                                     help=t("set.lr_decay_help")),
+            momentum=_number(st, "set.momentum", 0.0, 0.99, base.momentum, 0.05, format="%.2f"),
+            weight_decay=_number(st, "set.weight_decay", 0.0, 0.1, base.weight_decay, 1e-4, format="%.5f"),
+            warmup_steps=_number(st, "set.warmup", 0, 5000, base.warmup_steps, 10, help=t("set.warmup_help")),
+            seed=_number(st, "set.seed", 0, 2**31 - 1, base.seed, 1, help=t("set.seed_help")),
+            eval_every=_number(st, "set.eval_every", 1, 5000, base.eval_every, 5, help=t("set.eval_every_help")),
+            lr_decay=_number(st, "set.lr_decay", 0.01, 1.0, base.lr_decay, 0.05, format="%.2f",
+                             help=t("set.lr_decay_help")),
             device=st.selectbox(t("set.device"), DEVICES, DEVICES.index(base.device), help=t("set.device_help")),
         )
     with side.expander(t("lab.transfer_settings"), expanded=base.pretrain_steps > 0 or bool(base.classes)):
@@ -183,8 +180,8 @@ def train_settings(base: TrainSpec, simple: bool = False) -> tuple[TrainSpec | N
         kw.update(
             classes=st.text_input(t("set.classes"), base.classes, max_chars=40, placeholder="0-9",
                                   help=t("set.classes_help")),
-            pretrain_steps=st.number_input(t("set.pretrain_steps"), 0, MAX_PRETRAIN_STEPS, base.pretrain_steps, 10,
-                                           help=t("set.pretrain_steps_help")),
+            pretrain_steps=_number(st, "set.pretrain_steps", 0, MAX_PRETRAIN_STEPS, base.pretrain_steps, 10,
+                                   help=t("set.pretrain_steps_help")),
             pretrain_classes=st.text_input(t("set.pretrain_classes"), base.pretrain_classes, max_chars=40,
                                            placeholder="0-9", help=t("set.pretrain_classes_help")),
             pretrain_dataset=st.selectbox(t("set.pretrain_dataset"), pretrain_sources,
@@ -204,6 +201,16 @@ def transfer_lender(holder):
     """The session's current run, when the user chose to start transfer models from it (a finished run:
     Train is disabled while one trains)."""
     return holder.job if st.session_state.get("transfer_from") == "run" else None
+
+
+def _number(where, key: str, lo, hi, value, step, **kw):
+    """A number input that starts at `value` (the preset's or a link's). A link may carry a value the spec
+    accepts but this input does not (?steps=6: the spec takes 1-100000, the input 10-5000), which Streamlit
+    refuses with an exception: it starts at the nearest end instead, and says so above the input."""
+    used = min(max(value, lo), hi)
+    if used != value:
+        where.warning(t("lab.value_clamped", name=t(key), value=value, lo=lo, hi=hi, used=used))
+    return where.number_input(t(key), lo, hi, used, step, **kw)
 
 
 def _nearest(value: int, choices) -> int:
