@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 
 from resnet_viz import experiments as E
-from resnet_viz.bench import LESSON_WINDOW, lesson_shown, lesson_step
-from resnet_viz.config import PRESETS, SWEEP_TRAIN, ModelSpec, TrainSpec, replace
+from resnet_viz import reference
+from resnet_viz.bench import lesson_shown, lesson_step
+from resnet_viz.config import LESSON_WINDOW, PRESETS, SWEEP_SEEDS, SWEEP_TRAIN, ModelSpec, TrainSpec, replace
 from resnet_viz.data import bundled_mnist
 from resnet_viz.engine import Job
 from resnet_viz.plots import first_last_ratio
@@ -19,22 +20,36 @@ pytestmark = pytest.mark.slow
 
 
 
-@pytest.mark.training("sweep")
-@pytest.mark.parametrize("seed", [0, 1, 2])
-def test_plain_56_trains_worse_than_plain_20_and_res_56_at_the_sweep_budget(trained, seed):
-    loss = {v.name: v.final_train_loss() for v in trained("sweep", seed).snapshot().models}
+@pytest.mark.training("sweep", seed=0)
+def test_plain_56_trains_worse_than_plain_20_and_res_56_at_the_sweep_budget(trained):
+    loss = {v.name: v.final_train_loss() for v in trained("sweep", 0).snapshot().models}
     assert loss["plain-56"] > loss["plain-20"] and loss["plain-56"] > loss["res-56"], loss
 
 
-@pytest.mark.training("sweep", seed=DEFAULT.train.seed)
-def test_the_default_preset_shows_the_lesson(trained):
-    """The product's claim, on real data with the default settings: after the default run's steps,
-    plain-56's training loss (mean of the last 20 steps) is at least 2x both plain-20's and res-56's; and the
-    step `bench` reports for it (`lesson_step`) falls within the run."""
+def test_the_reference_sweep_shows_the_degradation_for_every_seed():
+    """What the Experiments page shows before anyone trains (assets/reference/sweep.csv, made by
+    assets/make_reference.py at the sweep's budget): for each of its seeds plain-56's final training loss is
+    over 2x plain-20's and res-56's, and over 4x res-56's. Seed 0 is retrained live above."""
+    rows = E.read_sweep_csv(reference.sweep_path())
+    assert {r.seed for r in rows} == set(SWEEP_SEEDS) and {r.steps for r in rows} == {SWEEP_TRAIN.steps}
+    for seed in SWEEP_SEEDS:
+        loss = {(r.depth, r.skip): r.final_train_loss for r in rows if r.seed == seed}
+        assert loss[56, False] > 2 * max(loss[20, False], loss[56, True]), (seed, loss)
+        assert loss[56, True] < loss[56, False] / 4, (seed, loss)
+
+
+@pytest.mark.training("default")
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_the_default_preset_shows_the_lesson(trained, seed):
+    """The product's claim, on real data with the default settings and three seeds: after the default run's
+    steps, plain-56's training loss (mean of the last 20 steps) is at least 2x both plain-20's and res-56's;
+    and the step `bench` reports for it (`lesson_step`) falls within the run. Seed 0 reads the first 120
+    steps of the sweep's seed-0 run (tests/trainings.py)."""
     assert SWEEP_TRAIN.steps >= DEFAULT.train.steps and replace(SWEEP_TRAIN, steps=DEFAULT.train.steps,
                                                                   eval_every=DEFAULT.train.eval_every) == DEFAULT.train
     n = DEFAULT.train.steps
-    losses = {v.name: v.train_loss[:n] for v in trained("sweep", DEFAULT.train.seed).snapshot().models}
+    losses = {v.name: list(v.train_loss[:n]) for v in trained("default", seed).snapshot().models}
+    assert min(len(v) for v in losses.values()) == n
     mean = {name: float(np.mean(v[-LESSON_WINDOW:])) for name, v in losses.items()}
     assert lesson_shown(losses), mean
     assert LESSON_WINDOW <= lesson_step(losses) <= n
@@ -84,6 +99,8 @@ def test_fig4_deeper_plain_net_trains_worse_and_the_residual_twin_does_not(train
     params = {v.name: v.params for v in snap.models}
     assert params["plain-34"] == params["resnet-34A"] and params["plain-18"] == params["resnet-18A"]
     assert loss["plain-34"] > loss["plain-18"] and loss["plain-34"] > loss["resnet-34A"], loss
+    preset = PRESETS["imagenet_fig4"]  # the same, as the preset's Lesson that `bench --presets` times
+    assert preset.lesson.shown({v.name: list(v.train_loss) for v in snap.models}, preset.train)
 
 
 def test_case_study_and_bottleneck_costs_as_the_presets_say():
@@ -112,3 +129,5 @@ def test_a_net_pretrained_on_0_to_4_learns_5_to_9_faster_than_from_scratch(train
     assert tuned.final_train_loss() < scratch.final_train_loss(), (tuned.final_train_loss(), scratch.final_train_loss())
     assert np.mean(tuned.train_loss[:20]) < np.mean(scratch.train_loss[:20])
     assert np.mean(tuned.test_acc) > np.mean(scratch.test_acc), (tuned.test_acc, scratch.test_acc)
+    preset = PRESETS["transfer"]  # the preset's Lesson (what `bench --presets` times) on the nets trained here
+    assert preset.lesson.shown({v.name: list(v.train_loss) for v in (scratch, tuned)}, preset.train)
