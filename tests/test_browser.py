@@ -150,3 +150,21 @@ def test_draw_a_digit_while_training_and_every_model_predicts(page):
         files=[{"name": "digit.png", "mimeType": "image/png", "buffer": b"not really a png"}])
     expect(page.get_by_text("That file is not an image we can read")).to_be_visible(timeout=hang_ms(30))
     assert page.locator("[data-testid=stException]").count() == 0
+
+
+def test_the_fig4_preset_trains_from_its_link_and_every_model_reads_a_drawn_digit(page, server):
+    """The ImageNet-layout nets in the browser: the Fig. 4 preset's link, a short run, then a drawn 7 for
+    plain-18/34 and ResNet-18/34, with their feature maps (basic blocks, plain beside residual)."""
+    page.goto(server + "/?preset=imagenet_fig4&steps=10")
+    page.wait_for_selector(IDLE, timeout=hang_ms(60))
+    expect(page.get_by_text("He et al.'s Fig. 4 on digits").first).to_be_visible()
+    page.get_by_role("button", name="Train").click()
+    page.wait_for_function("() => document.body.innerText.includes('Done · step 10/10')", timeout=hang_ms(120))
+    page.get_by_role("link", name="Draw & look inside").click()
+    expect(page.get_by_text("Draw a digit (or pick")).to_be_visible(timeout=hang_ms(30))
+    draw_seven(page)
+    chart = page.locator("[data-testid=stPlotlyChart]").first
+    for name in ("plain-18", "plain-34", "resnet-18A", "resnet-34A"):
+        expect(chart.locator(".annotation-text", has_text=name)).to_have_count(1, timeout=hang_ms(30))
+    expect(page.get_by_text(re.compile(r"Block s1\.b1 \(\d+ channels\)"))).to_be_visible(timeout=hang_ms(30))
+    assert page.locator("[data-testid=stException]").count() == 0

@@ -28,6 +28,20 @@ def test_settings_survive_the_round_trip():
     assert (shared.lang, shared.classroom, shared.dataset) == ("zh", True, "fashion-mnist")
 
 
+@pytest.mark.parametrize("preset", list(PRESETS))
+def test_every_presets_link_is_short_and_every_family_survives_the_round_trip(preset):
+    """Each preset alone is `?preset=NAME`; its models with a setting changed (a family's own: the resnet stem
+    and width, VGG's batch norm, a transfer) come back the same from the link."""
+    base = PRESETS[preset]
+    assert to_params(preset, base.train, base.models) == {"preset": preset}
+    changed = {"resnet": {"width": 0.5, "stem": "imagenet", "stem_stride": None}, "vgg": {"batch_norm": False},
+               "lenet5": {"name": "LeNet"}, "alexnet": {"transfer": "finetune"}, "cifar": {"batch_norm": False}}
+    models = tuple(replace(m, **({"name": ""} | changed[m.family])) for m in base.models)  # "": derived anew
+    shared = from_params(through_url(to_params(preset, base.train, models)))
+    assert not shared.problems, [p.text("en") for p in shared.problems]
+    assert (shared.models or base.models) == models and shared.train is None  # None: what the preset has
+
+
 def test_derived_names_stay_out_of_the_link():
     assert model_text(ModelSpec(depth=56, skip=False)) == "depth:56,skip:0"
 
