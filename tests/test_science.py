@@ -12,6 +12,7 @@ from resnet_viz.bench import lesson_shown, lesson_step
 from resnet_viz.config import LESSON_WINDOW, PRESETS, SWEEP_SEEDS, SWEEP_TRAIN, ModelSpec, TrainSpec, replace
 from resnet_viz.data import bundled_mnist
 from resnet_viz.engine import Job
+from resnet_viz.models import layer_table
 from resnet_viz.plots import first_last_ratio
 from trainings import DEFAULT  # what each check's run trains
 
@@ -96,8 +97,9 @@ def test_fig4_deeper_plain_net_trains_worse_and_the_residual_twin_does_not(train
     above ResNet-34's (same parameters: option-A shortcuts)."""
     snap = trained("fig4", seed).snapshot()
     loss = {v.name: v.final_train_loss() for v in snap.models}
-    params = {v.name: v.params for v in snap.models}
+    params = {m.name: layer_table(m).params for m in PRESETS["imagenet_fig4"].models}  # the preset's, untrained
     assert params["plain-34"] == params["resnet-34A"] and params["plain-18"] == params["resnet-18A"]
+    assert all(v.params == params[v.name] for v in snap.models)
     assert loss["plain-34"] > loss["plain-18"] and loss["plain-34"] > loss["resnet-34A"], loss
     preset = PRESETS["imagenet_fig4"]  # the same, as the preset's Lesson that `bench --presets` times
     assert preset.lesson.shown({v.name: list(v.train_loss) for v in snap.models}, preset.train)
@@ -106,7 +108,6 @@ def test_fig4_deeper_plain_net_trains_worse_and_the_residual_twin_does_not(train
 def test_case_study_and_bottleneck_costs_as_the_presets_say():
     """The presets' cost claims (no training needed): ResNet-18 has about a third of VGG-16's parameters and
     half its FLOPs; ResNet-50 is ~11 % larger than ResNet-34 here and at ImageNet size 25.6M vs 21.8M."""
-    from resnet_viz.models import layer_table
     cost = {m.name: layer_table(m) for m in PRESETS["case_studies"].models + PRESETS["bottleneck"].models}
     assert cost["resnet-18"].params < cost["vgg-16"].params / 2.5
     assert cost["resnet-18"].flops < cost["vgg-16"].flops / 2
