@@ -33,18 +33,19 @@ def run_key(kind: str, seed: int) -> tuple[str, int]:
 
 def training(kind: str, seed: int) -> tuple[list[ModelSpec], TrainSpec]:
     """What each kind of check trains.
-    sweep: the default preset's four models at the depth sweep's budget (200 steps), seed 0 (the sweep's
-      other seeds are checked on its committed reference results, assets/reference/sweep.csv).
-    default: the default preset's plain-20, plain-56 and res-56 (what its lesson compares) at its budget.
+    sweep: the default preset's plain-20, plain-56 and res-56 (what its lesson compares; res-20 no check
+      reads) at the depth sweep's budget (200 steps), seed 0 (the sweep's other seeds are checked on its
+      committed reference results, assets/reference/sweep.csv).
+    default: the same three nets at the default preset's budget.
     fig4: the Fig. 4 preset (plain-18/34, ResNet-18/34 with option-A shortcuts); seeds other than 0 leave
       ResNet-18 out (their check does not read it).
     rezero: the ReZero preset's ReZero net alone (its plain and ordinary partners stay at chance).
     transfer: the transfer preset's from-scratch and fine-tuned nets (its pretraining included)."""
+    lesson_models = [m for m in DEFAULT.models if m.name in DEFAULT.lesson.worse + DEFAULT.lesson.better]
     if kind == "sweep":
-        return list(DEFAULT.models), replace(SWEEP_TRAIN, seed=seed)
+        return lesson_models, replace(SWEEP_TRAIN, seed=seed)
     if kind == "default":
-        lesson = DEFAULT.lesson
-        return [m for m in DEFAULT.models if m.name in lesson.worse + lesson.better], replace(DEFAULT.train, seed=seed)
+        return lesson_models, replace(DEFAULT.train, seed=seed)
     if kind == "fig4":
         models = [m for m in FIG4.models if seed == 0 or m.name != "resnet-18A"]
         return models, replace(FIG4.train, seed=seed, eval_size=100)
