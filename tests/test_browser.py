@@ -105,7 +105,7 @@ def test_closing_the_tab_stops_its_run_and_frees_the_trainer(browser, server):
     first.wait_for_function("() => /Training · step [1-9]/.test(document.body.innerText)", timeout=hang_ms(60))
     first.context.close()  # the student closes the tab mid-run
     second = browser.new_context().new_page()
-    second.goto(server)
+    second.goto(server + "/?model=depth:8")  # one small net: this run only has to get the trainer
     second.wait_for_selector(IDLE, timeout=hang_ms(60))
     train(second, 10)
     # With the first run still holding the only trainer this would wait in the queue for 5000 steps.
