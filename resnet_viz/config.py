@@ -218,6 +218,19 @@ class ModelSpec:
 
 
 _FIELD_DEFAULTS = {f.name: f.default for f in fields(ModelSpec)}
+# What each ModelSpec field may hold, for a form or a table of specs (the Lab's model editor draws one column
+# per field from its type and these): a field with choices is picked from them, a float lies in its range, a
+# bool is ticked, a str is typed. ModelSpec's checks above enforce the same values.
+FIELD_CHOICES = {"family": tuple(FAMILIES), "depth": tuple(sorted({d for f in FAMILIES.values() for d in f.depths})),
+                 "transfer": TRANSFERS, "shortcut": SHORTCUTS, "width": WIDTHS, "init": INITS, "stem": STEMS,
+                 "stem_stride": STEM_STRIDES, "scale": SCALES, "csp_fusion": CSP_FUSIONS}
+FIELD_RANGES = {"alpha": SCALE_RANGE, "beta": SCALE_RANGE, "csp": (0.0, CSP_RANGE[1])}
+
+
+def field_default(key: str):
+    """A new spec's value of a field, the default family's where the family decides (None: left empty)."""
+    default = _FIELD_DEFAULTS[key]
+    return FAMILIES[DEFAULT_FAMILY].defaults.get(key) if default is None else default
 
 # Names the CLI, links and the editor accept for a model, next to key=value settings.
 _NAME = re.compile(r"(resnet|res|plain|lenet|alexnet|vgg)-?(\d*)")

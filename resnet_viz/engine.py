@@ -24,6 +24,7 @@ from . import device
 from .config import ModelSpec, TrainSpec, check_run, pretraining, sources
 from .data import digits
 from .i18n import LabError, tr
+from .metrics import SERIES
 from .models import count_params, layer_table
 from .trainer import Control, Record, build_nets, evaluations, train_lockstep, worker_main
 from .weights import share_weights
@@ -169,7 +170,8 @@ class ModelInfo:
 
 @dataclass(frozen=True)
 class ModelView:
-    """A snapshot of one model's record: plain numpy, safe to keep and plot."""
+    """A snapshot of one model's record: plain numpy, safe to keep and plot. Each metrics.SERIES entry reads
+    as an attribute (view.train_loss, view.grad_norm: (steps, layers), ...), trimmed to what was recorded."""
 
     name: str
     spec: ModelSpec
@@ -178,22 +180,17 @@ class ModelView:
     layer_names: list[str]
     block_names: list[str]
     diverged_step: int  # -1: trained normally
-    step: np.ndarray
-    train_loss: np.ndarray
-    train_acc: np.ndarray
-    seconds: np.ndarray
-    grad_norm: np.ndarray  # (steps, layers)
-    act_mean: np.ndarray  # (steps, blocks)
-    act_std: np.ndarray
-    ratio: np.ndarray  # (steps, blocks): ||alpha F(x)|| / ||beta x||, NaN for plain blocks
-    alpha: np.ndarray  # (steps, blocks)
-    beta: np.ndarray
-    eval_step: np.ndarray
-    test_loss: np.ndarray
-    test_acc: np.ndarray
+    step: np.ndarray  # 1..steps recorded
+    series: dict[str, np.ndarray]  # metrics.NAMES -> values
     full_params: int = 0  # CSP models: the same net without CSP (0 otherwise)
     full_flops: int = 0
     table: object = None  # models.Table of the net on 1x28x28 digits
+
+    def __getattr__(self, name: str) -> np.ndarray:
+        series = self.__dict__.get("series") or {}
+        if name in series:
+            return series[name]
+        raise AttributeError(f"{type(self).__name__} has no attribute or series {name!r}")
 
     @property
     def diverged(self) -> bool:
@@ -283,7 +280,7 @@ class Job:
             full_costs = (full.params, full.flops) if full else (0, 0)
             self._info.append(ModelInfo(spec, count_params(model), table.flops, layers, blocks, *full_costs,
                                         table=table))
-            self._records.append(Record.empty(train.steps, len(layers), len(blocks), evaluations(train))
+            self._records.append(Record(train.steps, len(layers), len(blocks), evaluations(train))
                                  .share_memory_())
         for i, j in lenders.items():  # into the shared buffers, which the worker adopts as its start
             self.nets[i].load_backbone(start_from.nets[j])
@@ -304,11 +301,11 @@ class Job:
         n = saved.step
         for i, (rec, arrays, net, weights) in enumerate(zip(self._records, saved.arrays, self.nets,
                                                             saved.state_dicts)):
-            for key, values in arrays.items():
-                target = getattr(rec, key)
-                rows = n if key not in ("eval_step", "test_loss", "test_acc") else values.shape[0]
+            for series in SERIES:
+                values, target = arrays[series.name], getattr(rec, series.name)
+                rows = values.shape[0] if series.per == "eval" else n
                 if values.shape[1:] != target.shape[1:] or values.shape[0] != rows or rows > target.shape[0]:
-                    raise LabError("error.run_file", detail=f"model {i} {key}: shape {values.shape} does not fit")
+                    raise LabError("error.run_file", detail=f"model {i} {series.name}: shape {values.shape} does not fit")
                 target[:rows] = torch.from_numpy(np.ascontiguousarray(values)).to(target.dtype)
             rec.counts[0], rec.counts[1] = arrays["eval_step"].shape[0], saved.diverged_steps[i]
             try:
@@ -432,18 +429,16 @@ class Job:
 
 
 def _view(info: ModelInfo, rec: Record, n: int) -> ModelView:
-    evals = int(rec.counts[0])
+    rows = {"eval": int(rec.counts[0])}
+    series = {}
+    for s in SERIES:
+        values = getattr(rec, s.name)[:rows.get(s.per, n)].numpy()
+        series[s.name] = values.astype(float) if s.per == "eval" and not s.integer else values.copy()
     return ModelView(
         name=info.spec.name, spec=info.spec, params=info.params, flops=info.flops,
         full_params=info.full_params, full_flops=info.full_flops, table=info.table,
         layer_names=list(info.layer_names), block_names=list(info.block_names),
-        diverged_step=rec.diverged_step, step=np.arange(1, n + 1),
-        train_loss=rec.train_loss[:n].numpy().copy(), train_acc=rec.train_acc[:n].numpy().copy(),
-        seconds=rec.seconds[:n].numpy().copy(), grad_norm=rec.grad_norm[:n].numpy().copy(),
-        act_mean=rec.act_mean[:n].numpy().copy(), act_std=rec.act_std[:n].numpy().copy(),
-        ratio=rec.ratio[:n].numpy().copy(), alpha=rec.alpha[:n].numpy().copy(), beta=rec.beta[:n].numpy().copy(),
-        eval_step=rec.eval_step[:evals].numpy().copy(), test_loss=rec.test_loss[:evals].numpy().astype(float),
-        test_acc=rec.test_acc[:evals].numpy().astype(float))
+        diverged_step=rec.diverged_step, step=np.arange(1, n + 1), series=series)
 
 
 def diverged_message(view: ModelView, lang: str = "en") -> str:

@@ -66,8 +66,8 @@ class Probes:
         return observe
 
     def read(self) -> torch.Tensor:
-        """[grad norm per layer, mean per block, std per block, ratio per block, alpha per block,
-        beta per block] for the step just taken, then reset."""
+        """The step just taken's metrics.PROBED series, concatenated in that order (grad norm per layer, then
+        per block: mean, std, ratio, alpha, beta), then reset."""
         grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in self._weights]
         grad_norms = torch.stack(torch._foreach_norm(grads)).masked_fill_(self._frozen, math.nan)
         (total, norm), count = self._sums, self._counts

@@ -22,12 +22,12 @@ import numpy as np
 import torch
 
 from .config import LabError, ModelSpec, TrainSpec, check_models, spec_from_dict
+from .metrics import NAMES, SERIES
 
 FORMAT = "resnet-lab-run/1"
 MAX_RUN_BYTES = 200 * 2**20  # a 6-model run of the widest, deepest nets is ~170 MB
 MAX_UNPACKED_BYTES = 600 * 2**20  # a zip that claims more is a zip bomb, not a run
-ARRAYS = ("train_loss", "train_acc", "seconds", "grad_norm", "act_mean", "act_std", "ratio", "alpha", "beta",
-          "eval_step", "test_loss", "test_acc")
+ARRAYS = NAMES  # every recorded series (metrics.SERIES), one array per model
 
 
 @dataclass(frozen=True)
@@ -74,15 +74,18 @@ def run_files(snap, dataset: str) -> dict[str, bytes]:
 
 
 def _metrics_csv(snap) -> str:
+    """One row per model and step: the per-step series, then the test evaluation's series where one was made."""
+    per_step = [s.name for s in SERIES if s.per == "step"]
+    per_eval = [s.name for s in SERIES if s.per == "eval" and s.name != "eval_step"]
     out = io.StringIO()
     w = csv.writer(out, lineterminator="\n")
-    w.writerow(["model", "step", "train_loss", "train_acc", "test_loss", "test_acc", "seconds"])
+    w.writerow(["model", "step", *per_step, *per_eval])
     for v in snap.models:
-        tests = {int(s): (loss, a) for s, loss, a in zip(v.eval_step, v.test_loss, v.test_acc)}
+        evals = {int(step): j for j, step in enumerate(v.eval_step)}
         for i, step in enumerate(v.step):
-            tl, ta = tests.get(int(step), ("", ""))
-            w.writerow([v.name, int(step), _cell(v.train_loss[i]), _cell(v.train_acc[i]), _cell(tl), _cell(ta),
-                        f"{v.seconds[i]:.5f}"])
+            j = evals.get(int(step))
+            w.writerow([v.name, int(step), *(_cell(getattr(v, k)[i]) for k in per_step),
+                        *("" if j is None else _cell(getattr(v, k)[j]) for k in per_eval)])
     return out.getvalue()
 
 

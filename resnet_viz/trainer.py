@@ -8,7 +8,7 @@ process slowed training ~3x on 2 cores).
 import contextlib
 import math
 import time
-from dataclasses import dataclass, fields, replace
+from dataclasses import replace
 
 import torch
 import torch.nn.functional as nnf
@@ -16,6 +16,7 @@ import torch.nn.functional as nnf
 from . import device
 from .config import LR_MILESTONES, ModelSpec, TrainSpec, pretraining
 from .data import tensors
+from .metrics import NAMES, PROBED, SERIES
 from .models import Net, build_model
 from .probes import Probes
 from .weights import bind_weights
@@ -44,35 +45,19 @@ class Control:
         self.ints[slot] = value
 
 
-@dataclass
 class Record:
-    """What is measured for one model, preallocated for the whole run (NaN = not yet)."""
+    """What is measured for one model, preallocated for the whole run: one tensor per metrics.SERIES entry,
+    as an attribute of that name (NaN = not yet), and `counts` = [evaluations done, step it diverged at or -1]."""
 
-    train_loss: torch.Tensor  # (steps,)
-    train_acc: torch.Tensor
-    seconds: torch.Tensor  # this model's own compute time per step
-    grad_norm: torch.Tensor  # (steps, layers)
-    act_mean: torch.Tensor  # (steps, blocks)
-    act_std: torch.Tensor
-    ratio: torch.Tensor  # (steps, blocks): ||alpha F(x)|| / ||beta x||, NaN for plain blocks
-    alpha: torch.Tensor  # (steps, blocks), mean over channels
-    beta: torch.Tensor
-    eval_step: torch.Tensor  # (evals,), int
-    test_loss: torch.Tensor
-    test_acc: torch.Tensor
-    counts: torch.Tensor  # [evaluations done, step it diverged at or -1]
-
-    @classmethod
-    def empty(cls, steps: int, layers: int, blocks: int, evals: int) -> "Record":
-        nan = float("nan")
-        per_block = [torch.full((steps, blocks), nan) for _ in range(5)]
-        return cls(torch.full((steps,), nan), torch.full((steps,), nan), torch.zeros(steps),
-                   torch.full((steps, layers), nan), *per_block, torch.zeros(evals, dtype=torch.int64),
-                   torch.full((evals,), nan), torch.full((evals,), nan), torch.tensor([0, -1]))
+    def __init__(self, steps: int, layers: int, blocks: int, evals: int):
+        for s in SERIES:
+            setattr(self, s.name, torch.full(s.shape(steps, layers, blocks, evals), s.fill,
+                                             dtype=torch.int64 if s.integer else torch.float32))
+        self.counts = torch.tensor([0, -1])
 
     def share_memory_(self) -> "Record":
-        for f in fields(self):
-            getattr(self, f.name).share_memory_()
+        for name in NAMES + ("counts",):
+            getattr(self, name).share_memory_()
         return self
 
     @property
@@ -228,12 +213,11 @@ def _train_step(step, net, opt, probe, rec: Record, x, y) -> None:
     opt.zero_grad(set_to_none=False)
     loss.backward()
     opt.step()
-    readout = probe.read()
-    n_layers, n_blocks = rec.grad_norm.shape[1], rec.act_mean.shape[1]
-    rec.grad_norm[step] = readout[:n_layers]
-    per_block = readout[n_layers:].reshape(5, n_blocks)
-    for target, values in zip((rec.act_mean, rec.act_std, rec.ratio, rec.alpha, rec.beta), per_block):
-        target[step] = values
+    readout, start = probe.read(), 0
+    for name in PROBED:  # the readout is these series' rows for this step, one after the other
+        target = getattr(rec, name)
+        target[step] = readout[start:start + target.shape[1]]
+        start += target.shape[1]
     rec.train_acc[step] = (logits.argmax(1) == y).float().mean().item()
     rec.seconds[step] = time.perf_counter() - t0
     rec.train_loss[step] = loss_value  # written last: a finite loss marks the step as complete

@@ -485,3 +485,18 @@ def test_a_queue_gives_its_workers_their_threads_and_cpu_priority(jobs):
     jobs.append(job.start())
     wait_for(job, lambda s: s.state == "running" and s.step >= 1)
     assert os.getpriority(os.PRIO_PROCESS, job._process.pid) == 19
+
+
+def test_every_recorded_series_reads_from_the_snapshot_shaped_as_declared():
+    """metrics.SERIES is the one list of what a run records: each entry is in the view, with its shape."""
+    from resnet_viz.metrics import SERIES
+    snap = Job([ModelSpec(depth=8, skip=False), ModelSpec(depth=8)], tiny_train(steps=5, eval_every=2)).run_blocking()
+    for v in snap.models:
+        sizes = {"step": (5,), "layer": (5, len(v.layer_names)), "block": (5, len(v.block_names)), "eval": (3,)}
+        for s in SERIES:
+            values = getattr(v, s.name)
+            assert values.shape == sizes[s.per], (s.name, values.shape)
+            assert np.isfinite(values).all() or s.name in ("ratio", "alpha", "beta"), s.name  # NaN: plain blocks
+        assert np.isnan(v.ratio).all() == (not v.spec.skip)
+    with pytest.raises(AttributeError):
+        snap.models[0].no_such_series

@@ -7,10 +7,9 @@ from dataclasses import fields
 
 import streamlit as st
 
-from ..config import (CSP_FUSIONS, CSP_RANGE, DEFAULT_FAMILY, DEVICES, FAMILIES, FAMILY_FIELDS, INITS,
-                      MAX_MODELS, MAX_PRETRAIN_STEPS, PRESETS, SCALE_RANGE, SCALES, SHORTCUTS, STEM_STRIDES, STEMS,
-                      TRANSFERS, WIDTHS, LabError, ModelSpec, TrainSpec, check_models, check_run, field_kind, replace,
-                      sources, spec_dict, spec_from_dict)
+from ..config import (DEFAULT_FAMILY, DEVICES, FAMILIES, FAMILY_FIELDS, FIELD_CHOICES, FIELD_RANGES, MAX_MODELS,
+                      MAX_NAME, MAX_PRETRAIN_STEPS, PRESETS, LabError, ModelSpec, TrainSpec, check_models, check_run,
+                      field_default, field_kind, replace, sources, spec_dict, spec_from_dict)
 from ..datasets import DATASETS
 from ..diagram import architecture_dot
 from ..summary import records, si
@@ -24,7 +23,6 @@ from .text import lang, t
 # One column per ModelSpec field, in the spec's order, the name first.
 MODEL_COLUMNS = ("name",) + tuple(f.name for f in fields(ModelSpec) if f.name != "name")
 KINDS = {k: field_kind(ModelSpec, k) for k in MODEL_COLUMNS}
-ALL_DEPTHS = tuple(sorted({d for family in FAMILIES.values() for d in family.depths}))
 
 
 # ---- settings ---------------------------------------------------------------------------------------------
@@ -44,41 +42,28 @@ def preset_rows(preset: str) -> list[dict]:
     return spec_rows(PRESETS[preset].models)
 
 
+def _column(key: str):
+    """The editor column of one ModelSpec field, from its type and config's FIELD_CHOICES and FIELD_RANGES.
+    Cells may be empty: the family's default, or a setting that does not apply to the row's family. A
+    checkbox cannot be empty, so a new row's boxes start at the default family's values."""
+    kind, label, tip = KINDS[key], t(f"col.{key}"), t(f"col.{key}_help")
+    default = field_default(key)
+    if key in FIELD_CHOICES:
+        required = key not in FAMILY_FIELDS  # a family setting may stay empty: the row's family decides
+        return st.column_config.SelectboxColumn(label, help=tip, options=list(FIELD_CHOICES[key]),
+                                                default=default if required else None, required=required)
+    if kind is bool:
+        return st.column_config.CheckboxColumn(label, help=tip, default=bool(default))
+    if kind is float:
+        lo, hi = FIELD_RANGES[key]
+        return st.column_config.NumberColumn(label, help=tip, min_value=lo, max_value=hi, step=0.05, default=default,
+                                             format="%.2f")
+    return st.column_config.TextColumn(label, help=tip, max_chars=MAX_NAME)
+
+
 def model_editor(preset: str, linked_models=None, simple: bool = False) -> list[dict]:
     st.caption(t("lab.models_help", n=MAX_MODELS) + (" " + t("classroom.models_note") if simple else ""))
-    # Cells may be empty: the family's default, or a setting that does not apply to the family.
-    config = {
-        "name": st.column_config.TextColumn(t("col.name"), help=t("col.name_help"), max_chars=24),
-        "family": st.column_config.SelectboxColumn(t("col.family"), help=t("col.family_help"),
-                                                   options=list(FAMILIES), default=DEFAULT_FAMILY, required=True),
-        "skip": st.column_config.CheckboxColumn(t("col.skip"), help=t("col.skip_help"), default=True),
-        "depth": st.column_config.SelectboxColumn(t("col.depth"), help=t("col.depth_help"), options=ALL_DEPTHS),
-        "shortcut": st.column_config.SelectboxColumn(t("col.shortcut"), help=t("col.shortcut_help"),
-                                                     options=SHORTCUTS),
-        "width": st.column_config.SelectboxColumn(t("col.width"), help=t("col.width_help"), options=WIDTHS),
-        "batch_norm": st.column_config.CheckboxColumn(t("col.batch_norm"), help=t("col.batch_norm_help"),
-                                                      default=True),
-        "init": st.column_config.SelectboxColumn(t("col.init"), help=t("col.init_help"), options=INITS),
-        "stem": st.column_config.SelectboxColumn(t("col.stem"), help=t("col.stem_help"), options=STEMS),
-        "stem_stride": st.column_config.SelectboxColumn(t("col.stem_stride"), help=t("col.stem_stride_help"),
-                                                        options=STEM_STRIDES),
-        "alpha": st.column_config.NumberColumn(t("col.alpha"), help=t("col.alpha_help"), min_value=SCALE_RANGE[0],
-                                               max_value=SCALE_RANGE[1], step=0.05, default=1.0, format="%.2f"),
-        "beta": st.column_config.NumberColumn(t("col.beta"), help=t("col.beta_help"), min_value=SCALE_RANGE[0],
-                                              max_value=SCALE_RANGE[1], step=0.05, default=1.0, format="%.2f"),
-        "learn_alpha": st.column_config.CheckboxColumn(t("col.learn_alpha"), help=t("col.learn_alpha_help"),
-                                                       default=False),
-        "learn_beta": st.column_config.CheckboxColumn(t("col.learn_beta"), help=t("col.learn_beta_help"),
-                                                      default=False),
-        "scale": st.column_config.SelectboxColumn(t("col.scale"), help=t("col.scale_help"), options=SCALES,
-                                                  default="block", required=True),
-        "csp": st.column_config.NumberColumn(t("col.csp"), help=t("col.csp_help"), min_value=0.0,
-                                             max_value=CSP_RANGE[1], step=0.05, default=0.0, format="%.2f"),
-        "csp_fusion": st.column_config.SelectboxColumn(t("col.csp_fusion"), help=t("col.csp_fusion_help"),
-                                                       options=CSP_FUSIONS, default="last", required=True),
-        "transfer": st.column_config.SelectboxColumn(t("col.transfer"), help=t("col.transfer_help"),
-                                                     options=TRANSFERS, default="none", required=True),
-    }
+    config = {key: _column(key) for key in MODEL_COLUMNS}
     # A new key per preset (and per reset) gives the editor fresh rows instead of the user's old edits.
     version = st.session_state.get("editor_version", 0)
     key = f"models_{preset}_{version}{'_link' if linked_models else ''}"
