@@ -18,11 +18,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from resnet_viz import experiments as E  # noqa: E402
+from resnet_viz.analysis import experiments as E  # noqa: E402
+from resnet_viz.analysis.reference import REFERENCE_STEPS  # noqa: E402
 from resnet_viz.config import PRESETS  # noqa: E402
-from resnet_viz.data import bundled_mnist  # noqa: E402
-from resnet_viz.engine import Job  # noqa: E402
-from resnet_viz.reference import REFERENCE_STEPS  # noqa: E402
+from resnet_viz.data.arrays import bundled_mnist  # noqa: E402
+from resnet_viz.training.engine import Job  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "reference"
 LANDSCAPE_MODELS = ("plain-56", "res-56")

@@ -10,10 +10,10 @@ import numpy as np
 import torch
 
 from .config import DEFAULT_PRESET, PRESETS, replace
-from .engine import Job, threads_per_worker
 from .models import build_model, forward_flops
-from .probes import Probes
-from .trainer import Control
+from .training.engine import Job, threads_per_worker
+from .training.probes import Probes
+from .training.trainer import Control
 
 WARMUP_STEPS = 3
 
@@ -34,7 +34,8 @@ def probe_overhead(spec, batch_size: int, pairs: int = 40) -> float:
     """Time per training step with all probes on / without probes, minus 1: the median over `pairs` of
     back-to-back steps, one without and one with, so machine noise hits both sides of each pair alike."""
     import torch.nn.functional as nnf
-    from .data import tensors
+
+    from .data.arrays import tensors
 
     data = tensors()
     x = data.normalise(data.train_x[:batch_size]).contiguous(memory_format=torch.channels_last)
@@ -70,9 +71,9 @@ def predict_ms(nets, repeats: int = 30) -> float:
     probabilities, preprocessing included: what the Draw page does for each stroke."""
     from PIL import Image
 
-    from .data import bundled_mnist
-    from .inference import probabilities
-    from .preprocess import prepare
+    from .analysis.inference import probabilities
+    from .data.arrays import bundled_mnist
+    from .data.preprocess import prepare
 
     big = np.asarray(Image.fromarray(bundled_mnist().test_images[0]).resize((280, 280), Image.Resampling.BILINEAR))
     canvas = np.dstack([big, big, big, np.full_like(big, 255)])

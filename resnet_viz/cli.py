@@ -11,9 +11,22 @@ from dataclasses import fields, replace
 from functools import partial
 from pathlib import Path
 
-from .config import (NAMES_HELP, PRESETS, DEFAULT_PRESET, RESNET_SWEEP_DEPTHS, SWEEP_DEPTHS, SWEEP_SEEDS,
-                     SWEEP_TRAIN, ModelSpec, TrainSpec, field_kind, parse_name, pretraining, spec_from_dict)
-from .download import SOURCES
+from .config import (
+    DEFAULT_PRESET,
+    NAMES_HELP,
+    PRESETS,
+    RESNET_SWEEP_DEPTHS,
+    SWEEP_DEPTHS,
+    SWEEP_SEEDS,
+    SWEEP_TRAIN,
+    ModelSpec,
+    TrainSpec,
+    field_kind,
+    parse_name,
+    pretraining,
+    spec_from_dict,
+)
+from .data.download import SOURCES
 from .i18n import LabError, tr
 
 t = partial(tr, "en")
@@ -152,10 +165,10 @@ def main(argv=None) -> int:
 
 
 def cmd_train(args) -> int:
-    from .data import digits
-    from .engine import Job
-    from .plots import save_curves_png, save_grad_norms_png
+    from .data.arrays import digits
+    from .plots.run import save_curves_png, save_grad_norms_png
     from .runfile import run_bytes, run_files, summary
+    from .training.engine import Job
 
     preset = PRESETS[args.preset]
     overrides = {k: getattr(args, k) for k in TrainSpec.__dataclass_fields__ if getattr(args, k, None) is not None}
@@ -218,8 +231,8 @@ def depth_list(text: str) -> tuple[int, ...]:
 
 
 def cmd_sweep(args) -> int:
-    from .experiment_plots import save_degradation_png
-    from .experiments import sweep, sweep_base, sweep_summary, write_sweep_csv
+    from .analysis.experiments import sweep, sweep_base, sweep_summary, write_sweep_csv
+    from .plots.experiments import save_degradation_png
 
     if not 1 <= args.seeds <= 20:
         print("python -m resnet_viz: error: --seeds must be 1 to 20", file=sys.stderr)
@@ -284,7 +297,7 @@ def cmd_bench(args) -> int:
 
 def cmd_download(args) -> int:
     """Fetch a full dataset with a progress line about once a second; 1 and one line on failure."""
-    from .download import fetch, local_dir
+    from .data.download import fetch, local_dir
 
     name = args.dataset
     here = local_dir(name)

@@ -7,7 +7,7 @@ import re
 import types
 from dataclasses import asdict, dataclass, field, fields, replace
 
-from .datasets import DATASETS
+from .data.datasets import DATASETS
 from .i18n import LabError
 
 # He et al.'s CIFAR nets have 6n+2 layers: a stem conv, three stages of n two-conv blocks, and a linear head.

@@ -9,8 +9,17 @@ with a message that says which parameter and why, and the rest still applies.
 from dataclasses import asdict, dataclass, field, fields, replace
 from urllib.parse import quote, unquote
 
-from .config import (DEFAULT_FAMILY, DEFAULT_PRESET, PRESETS, LabError, ModelSpec, TrainSpec, check_models, field_kind,
-                     spec_from_dict)
+from .config import (
+    DEFAULT_FAMILY,
+    DEFAULT_PRESET,
+    PRESETS,
+    LabError,
+    ModelSpec,
+    TrainSpec,
+    check_models,
+    field_kind,
+    spec_from_dict,
+)
 from .i18n import LANGUAGES
 
 MAX_VALUE = 500  # characters; a longer value is not a setting

@@ -5,8 +5,8 @@ import time
 from pathlib import Path
 
 import pytest
-from streamlit.testing.v1 import AppTest
 from speed import hang_s
+from streamlit.testing.v1 import AppTest
 
 APP = str(Path(__file__).resolve().parent.parent / "streamlit_app.py")
 TIMEOUT = hang_s(60)  # AppTest's default 3 s is shorter than importing torch
@@ -163,7 +163,7 @@ def test_presets_train_and_draw_their_architecture(preset, models, chart, diagra
 
 
 def test_sessions_wait_in_the_queue_and_stop_while_queued():
-    from resnet_viz.engine import QUEUE
+    from resnet_viz.training.engine import QUEUE
     assert QUEUE.slots == 1  # 2 cores: one trainer at a time (RESNET_LAB_WORKERS unset)
     first, second, third = new_app(), new_app(), new_app()
     first.number_input[0].set_value(2000)

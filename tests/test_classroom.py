@@ -5,16 +5,16 @@ from pathlib import Path
 
 import pytest
 from google.protobuf.json_format import MessageToJson
+from speed import hang_s
 from streamlit.testing.v1 import AppTest
 from streamlit.util import calc_hash
 
 from resnet_viz import runfile
 from resnet_viz.config import ModelSpec, TrainSpec
-from resnet_viz.engine import Job
 from resnet_viz.i18n import LANGUAGES, catalogue
+from resnet_viz.training.engine import Job
 from resnet_viz.ui.nav import PAGES
 from resnet_viz.ui.session import JobHolder
-from speed import hang_s
 
 APP = str(Path(__file__).resolve().parent.parent / "streamlit_app.py")
 # Every kind of chart: plain, residual, learnable alpha, CSP.

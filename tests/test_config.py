@@ -3,8 +3,15 @@ import math
 import pytest
 
 from resnet_viz import config
-from resnet_viz.config import (PRESETS, ModelSpec, TrainSpec, VALID_DEPTHS, check_models, spec_dict,
-                               spec_from_dict)
+from resnet_viz.config import (
+    PRESETS,
+    VALID_DEPTHS,
+    ModelSpec,
+    TrainSpec,
+    check_models,
+    spec_dict,
+    spec_from_dict,
+)
 from resnet_viz.i18n import LabError
 
 

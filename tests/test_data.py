@@ -5,8 +5,14 @@ import numpy as np
 import pytest
 import torch
 
-from resnet_viz import data
-from resnet_viz.data import MNIST_MEAN, MNIST_STD, bundled_mnist, normalise, tensors
+from resnet_viz.data import arrays as data
+from resnet_viz.data.arrays import (
+    MNIST_MEAN,
+    MNIST_STD,
+    bundled_mnist,
+    normalise,
+    tensors,
+)
 from resnet_viz.i18n import LabError
 
 
@@ -119,7 +125,7 @@ def test_fashion_mnist_from_the_debian_package(debian_fashion):
 
 def test_short_training_run_on_fashion_mnist(debian_fashion):
     from resnet_viz.config import ModelSpec, TrainSpec
-    from resnet_viz.engine import Job, WorkerQueue
+    from resnet_viz.training.engine import Job, WorkerQueue
 
     job = Job([ModelSpec(depth=8, skip=False), ModelSpec(depth=8)],
               TrainSpec(steps=4, batch_size=16, eval_size=50, eval_every=2), queue=WorkerQueue(1),

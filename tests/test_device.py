@@ -1,11 +1,11 @@
 """The device setting: CPU everywhere, CUDA or MPS where present; the server's models get the GPU's weights."""
 import pytest
 import torch
-
-from resnet_viz import device
-from resnet_viz.config import LabError, ModelSpec, TrainSpec
-from resnet_viz.engine import Job, WorkerQueue
 from speed import hang_s
+
+from resnet_viz.config import LabError, ModelSpec, TrainSpec
+from resnet_viz.training import device
+from resnet_viz.training.engine import Job, WorkerQueue
 
 
 def test_auto_picks_the_best_available_and_cpu_is_always_there():
@@ -42,8 +42,8 @@ def test_training_on_cuda_publishes_the_weights_to_the_server_models(background)
     assert all(p.device.type == "cpu" for p in after)
     assert any(not torch.equal(a, b) for a, b in zip(before, after)), "the server's model never saw training"
     # The published weights are the trained ones: the CPU model scores what the worker recorded at the end.
-    from resnet_viz.data import bundled_mnist
-    from resnet_viz.inference import evaluate
+    from resnet_viz.analysis.inference import evaluate
+    from resnet_viz.data.arrays import bundled_mnist
     d = bundled_mnist()
     acc = evaluate(job.nets[1], d.test_images[:spec.eval_size], d.test_labels[:spec.eval_size]).accuracy
     assert acc == pytest.approx(snap.models[1].test_acc[-1], abs=0.01)

@@ -6,12 +6,12 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from resnet_viz import diagram
-from resnet_viz.config import ModelSpec
-from resnet_viz.diagram import architecture_dot, csp_channels
-from resnet_viz.i18n import tr
 from speed import hang_s
+
+from resnet_viz.config import ModelSpec
+from resnet_viz.i18n import tr
+from resnet_viz.plots import diagram
+from resnet_viz.plots.diagram import architecture_dot, csp_channels
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCALES = ROOT / "resnet_viz" / "locales"
@@ -312,7 +312,7 @@ def test_quotes_and_backslashes_in_names_are_escaped():
 
 
 def test_module_needs_neither_torch_nor_streamlit():
-    code = ("import sys; from resnet_viz.diagram import architecture_dot; "
+    code = ("import sys; from resnet_viz.plots.diagram import architecture_dot; "
             "from resnet_viz.config import ModelSpec; "
             "architecture_dot(ModelSpec(csp=0.5)); "
             "assert 'torch' not in sys.modules and 'streamlit' not in sys.modules, sorted(sys.modules)")

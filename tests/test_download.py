@@ -9,10 +9,17 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import numpy as np
 import pytest
 
-from resnet_viz import cli, data
-from resnet_viz.download import FILES, SOURCES, download_bytes, fetch, local_files
+from resnet_viz import cli
+from resnet_viz.data import arrays as data
+from resnet_viz.data.download import (
+    FILES,
+    SOURCES,
+    download_bytes,
+    fetch,
+    local_files,
+)
+from resnet_viz.data.idx import parse_idx, read_idx, write_idx
 from resnet_viz.i18n import LabError
-from resnet_viz.idx import parse_idx, read_idx, write_idx
 
 N_TRAIN, N_TEST = 1000, 200  # enough for several 64 KiB chunks of train images
 

@@ -5,11 +5,11 @@ import time
 import numpy as np
 import pytest
 import torch
+from speed import hang_s
 
 from resnet_viz.config import ModelSpec, TrainSpec
-from resnet_viz.engine import Job, Snapshot, WorkerQueue, diverged_message
-from resnet_viz.trainer import lr_at as _lr_at
-from speed import hang_s
+from resnet_viz.training.engine import Job, Snapshot, WorkerQueue, diverged_message
+from resnet_viz.training.trainer import lr_at as _lr_at
 
 DEPTH = 8
 TINY_MODEL = ModelSpec(depth=DEPTH)
@@ -282,8 +282,8 @@ def test_background_job_runs_to_done(jobs):
 def test_the_server_holds_the_weights_the_worker_trained(jobs):
     """The worker trains the server's models in shared memory: evaluating them here gives exactly the test
     accuracy the worker recorded, BN statistics included."""
-    from resnet_viz.data import bundled_mnist
-    from resnet_viz.inference import evaluate
+    from resnet_viz.analysis.inference import evaluate
+    from resnet_viz.data.arrays import bundled_mnist
 
     train = tiny_train(steps=12, eval_every=12, eval_size=200)
     job = Job([TINY_MODEL, ModelSpec(depth=DEPTH, skip=False)], train, queue=WorkerQueue(1))
@@ -298,12 +298,12 @@ def test_the_server_holds_the_weights_the_worker_trained(jobs):
 
 
 def test_workers_do_not_import_the_parent_script():
-    """A worker starts from resnet_viz.trainer alone: re-running the app script in it would run the page
+    """A worker starts from resnet_viz.training.trainer alone: re-running the app script in it would run the page
     outside Streamlit (and fail on components that need the runtime)."""
     import multiprocessing.spawn
     import sys
 
-    from resnet_viz import engine
+    from resnet_viz.training import engine
 
     assert getattr(sys.modules["__main__"], "__file__", None)  # pytest's own script is __main__ here
     data = multiprocessing.spawn.get_preparation_data(engine.WORKER_NAME)

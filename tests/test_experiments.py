@@ -9,14 +9,14 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as nnf
-
-from resnet_viz import experiments as E
-from resnet_viz.config import ModelSpec, TrainSpec
-from resnet_viz.data import bundled_mnist
-from resnet_viz.engine import Job, WorkerQueue
-from resnet_viz.tasks import Task
 from speed import hang_s
 from test_cli import run_main
+
+from resnet_viz.analysis import experiments as E
+from resnet_viz.config import ModelSpec, TrainSpec
+from resnet_viz.data.arrays import bundled_mnist
+from resnet_viz.training.engine import Job, WorkerQueue
+from resnet_viz.training.tasks import Task
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -4,13 +4,13 @@ the Lab's diagram and layer table, in both languages; a saved run of each family
 records."""
 import numpy as np
 import pytest
+from speed import hang_s
 from test_inside import open_page, run_live_lesion, texts
 
 from resnet_viz import runfile
 from resnet_viz.config import PRESETS, ModelSpec, TrainSpec
-from resnet_viz.engine import Job
 from resnet_viz.i18n import tr
-from speed import hang_s
+from resnet_viz.training.engine import Job
 
 MODELS = [ModelSpec(family="lenet5"), ModelSpec(family="alexnet", width=0.125),
           ModelSpec(family="vgg", depth=11, width=0.125), ModelSpec(family="resnet", depth=18, skip=False, width=0.125),
@@ -98,9 +98,8 @@ def test_lab_shows_each_new_preset_with_diagram_and_layer_table(preset, lang):
 def _family_rows_script():
     import streamlit as st
 
-    from resnet_viz.ui.lab import parse_models, spec_rows
-
     from resnet_viz.config import ModelSpec
+    from resnet_viz.ui.lab import parse_models, spec_rows
     good = spec_rows([ModelSpec(family="vgg", depth=11), ModelSpec(family="lenet5")])
     specs, errors = parse_models(good + [dict(name="", family="resnet", depth=50, width=0.5)])
     st.markdown(" ".join(s.name for s in specs))

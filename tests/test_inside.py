@@ -6,17 +6,17 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from speed import hang_s
 from streamlit.testing.v1 import AppTest
 from streamlit.util import calc_hash
 
+from resnet_viz.analysis.features import block_maps, mosaic
+from resnet_viz.analysis.inference import evaluate, probabilities
 from resnet_viz.config import ModelSpec, TrainSpec
-from resnet_viz.data import bundled_mnist
-from resnet_viz.engine import Job
-from resnet_viz.features import block_maps, mosaic
-from resnet_viz.inference import probabilities, evaluate
-from resnet_viz.preprocess import prepare
+from resnet_viz.data.arrays import bundled_mnist
+from resnet_viz.data.preprocess import prepare
+from resnet_viz.training.engine import Job
 from resnet_viz.ui.session import JobHolder
-from speed import hang_s
 
 APP = str(Path(__file__).resolve().parent.parent / "streamlit_app.py")
 MODELS = [ModelSpec(depth=8, skip=False), ModelSpec(depth=8), ModelSpec(depth=14, skip=False), ModelSpec(depth=14)]

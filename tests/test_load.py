@@ -23,7 +23,14 @@ import time
 from pathlib import Path
 
 import pytest
-from app_server import IDLE, ROOT, diagnostics, launch_chromium, require_chromium, running_app
+from app_server import (
+    IDLE,
+    ROOT,
+    diagnostics,
+    launch_chromium,
+    require_chromium,
+    running_app,
+)
 from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import expect
 from speed import hang_s

@@ -1,9 +1,9 @@
 import pytest
 import torch
 
-from resnet_viz.models.blocks import PlainBlock, ResidualBlock, ZeroPadShortcut
 from resnet_viz.config import ModelSpec
 from resnet_viz.models import NUM_CLASSES, build_model, count_params, forward_flops
+from resnet_viz.models.blocks import PlainBlock, ResidualBlock, ZeroPadShortcut
 
 
 def _block_input(c=16, hw=14, n=2):

@@ -5,9 +5,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from resnet_viz.data import bundled_mnist
+from resnet_viz.data.arrays import bundled_mnist
+from resnet_viz.data.preprocess import (
+    BOX,
+    MAX_UPLOAD_BYTES,
+    SIZE,
+    prepare,
+    read_upload,
+)
 from resnet_viz.i18n import LabError
-from resnet_viz.preprocess import BOX, MAX_UPLOAD_BYTES, SIZE, prepare, read_upload
 
 
 def canvas(size=280) -> np.ndarray:

@@ -3,9 +3,9 @@ import torch
 import torch.nn.functional as nnf
 
 from resnet_viz.config import ModelSpec
-from resnet_viz.data import tensors
+from resnet_viz.data.arrays import tensors
 from resnet_viz.models import build_model
-from resnet_viz.probes import ACT_SAMPLE, Probes
+from resnet_viz.training.probes import ACT_SAMPLE, Probes
 
 
 def test_probes_match_direct_computation():

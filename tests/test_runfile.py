@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from resnet_viz import plots, runfile
+from resnet_viz import runfile
 from resnet_viz.config import LabError, ModelSpec, TrainSpec
-from resnet_viz.engine import Job, WorkerQueue
 from resnet_viz.i18n import tr
+from resnet_viz.plots import run as plots
+from resnet_viz.training.engine import Job, WorkerQueue
 
 
 def t(key, **kw):

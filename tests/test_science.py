@@ -5,16 +5,24 @@ defaults breaks one of them, the lesson breaks, and this fails.
 """
 import numpy as np
 import pytest
-
-from resnet_viz import experiments as E
-from resnet_viz import reference
-from resnet_viz.bench import lesson_shown, lesson_step
-from resnet_viz.config import LESSON_WINDOW, PRESETS, SWEEP_SEEDS, SWEEP_TRAIN, ModelSpec, TrainSpec, replace
-from resnet_viz.data import bundled_mnist
-from resnet_viz.engine import Job
-from resnet_viz.models import layer_table
-from resnet_viz.plots import first_last_ratio
 from trainings import DEFAULT  # what each check's run trains
+
+from resnet_viz.analysis import experiments as E
+from resnet_viz.analysis import reference
+from resnet_viz.bench import lesson_shown, lesson_step
+from resnet_viz.config import (
+    LESSON_WINDOW,
+    PRESETS,
+    SWEEP_SEEDS,
+    SWEEP_TRAIN,
+    ModelSpec,
+    TrainSpec,
+    replace,
+)
+from resnet_viz.data.arrays import bundled_mnist
+from resnet_viz.models import layer_table
+from resnet_viz.plots.run import first_last_ratio
+from resnet_viz.training.engine import Job
 
 pytestmark = pytest.mark.slow
 LESION_IMAGES = 500  # of the 1000 test digits: +-2 % on an accuracy, against the check's 5 % and 30 % margins

@@ -8,13 +8,22 @@ import pytest
 import torch
 from speed import hang_s
 
-from resnet_viz import plots, runfile, share
-from resnet_viz.config import PRESETS, LabError, ModelSpec, TrainSpec, parse_classes, pretraining, replace
-from resnet_viz.data import digits, tensors
-from resnet_viz.engine import Job, WorkerQueue
+from resnet_viz import runfile, share
+from resnet_viz.config import (
+    PRESETS,
+    LabError,
+    ModelSpec,
+    TrainSpec,
+    parse_classes,
+    pretraining,
+    replace,
+)
+from resnet_viz.data.arrays import digits, tensors
 from resnet_viz.i18n import tr
 from resnet_viz.models import build_model
-from resnet_viz.trainer import Control, build_nets, pretrain
+from resnet_viz.plots import run as plots
+from resnet_viz.training.engine import Job, WorkerQueue
+from resnet_viz.training.trainer import Control, build_nets, pretrain
 
 SMALL = TrainSpec(steps=6, eval_every=3, eval_size=100, batch_size=32, classes="5-9", pretrain_steps=8,
                   pretrain_classes="0-4")

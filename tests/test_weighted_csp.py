@@ -4,13 +4,13 @@ import json
 import numpy as np
 import pytest
 import torch
+from speed import hang_s
 
-from resnet_viz.models.blocks import CSPStage, ResidualBlock
 from resnet_viz.config import ModelSpec, TrainSpec
-from resnet_viz.engine import Job, WorkerQueue
 from resnet_viz.i18n import LabError
 from resnet_viz.models import build_model, count_params, forward_flops
-from speed import hang_s
+from resnet_viz.models.blocks import CSPStage, ResidualBlock
+from resnet_viz.training.engine import Job, WorkerQueue
 
 
 def residual_block(c, **kw):

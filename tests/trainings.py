@@ -13,7 +13,7 @@ import time
 from speed import hang_s
 
 from resnet_viz.config import PRESETS, SWEEP_TRAIN, ModelSpec, TrainSpec, replace
-from resnet_viz.engine import Job, WorkerQueue
+from resnet_viz.training.engine import Job, WorkerQueue
 
 DEFAULT = PRESETS["degradation"]
 FIG4 = PRESETS["imagenet_fig4"]

@@ -4,7 +4,7 @@ import time
 
 import streamlit as st
 
-from ..datasets import DATASETS, available, info
+from ..data.datasets import DATASETS, available, info
 from ..i18n import LabError
 from .text import lang, t
 
@@ -33,7 +33,7 @@ def dataset_picker(linked: str | None = None) -> tuple[str, str | None]:
     problem = None
     if available(name):
         try:
-            from ..data import digits
+            from ..data.arrays import digits
             digits(name)  # read once per server, shared by every session; a damaged file shows up here
             return name, None
         except LabError as e:
@@ -48,7 +48,7 @@ def dataset_picker(linked: str | None = None) -> tuple[str, str | None]:
 
 
 def _download(name: str) -> None:
-    from ..download import fetch
+    from ..data.download import fetch
     bar = st.sidebar.progress(0.0, text=t("data.downloading", done=0.0, total=info(name).download_bytes / 1e6))
     shown = [0.0]
 
@@ -60,7 +60,7 @@ def _download(name: str) -> None:
 
     try:
         fetch(name, progress)
-        from ..data import digits
+        from ..data.arrays import digits
         digits(name)
     except LabError as e:  # offline, corrupted, disk full: say why, and train on the bundled subset
         st.session_state["_download_error"] = e.text(lang())

@@ -3,13 +3,13 @@ every model of the session predicts, and what each block of a plain and a residu
 import numpy as np
 import streamlit as st
 
-from .. import inside_plots
-from ..data import digits
-from ..datasets import info
-from ..features import block_maps, mosaic, upscale
+from ..analysis.features import block_maps, mosaic, upscale
+from ..analysis.inference import probabilities
+from ..data.arrays import digits
+from ..data.datasets import info
+from ..data.preprocess import MAX_UPLOAD_BYTES, prepare, read_upload
 from ..i18n import LabError
-from ..inference import probabilities
-from ..preprocess import MAX_UPLOAD_BYTES, prepare, read_upload
+from ..plots import inside as inside_plots
 from .nav import link_to_lab
 from .session import job_holder, live_interval, rerun_when_finished
 from .text import lang, t
@@ -50,7 +50,9 @@ def choose_input(dataset: str) -> np.ndarray | None:
         except LabError as e:
             st.error(e.text(lang()))
             return None
-    from streamlit_drawable_canvas import st_canvas  # here: it registers itself with a running Streamlit
+    from streamlit_drawable_canvas import (
+        st_canvas,  # here: it registers itself with a running Streamlit
+    )
 
     st.space("small")  # the canvas's toolbar floats above it
     result = st_canvas(stroke_width=STROKE, stroke_color="#FFFFFF", background_color="#000000", height=CANVAS,

@@ -1,11 +1,11 @@
 """The Errors page: which test digits each model gets wrong, and what it takes them for."""
 import streamlit as st
 
-from .. import inside_plots
-from ..data import digits
-from ..features import upscale
+from ..analysis.features import upscale
+from ..analysis.inference import evaluate
+from ..data.arrays import digits
 from ..i18n import LabError
-from ..inference import evaluate
+from ..plots import inside as inside_plots
 from .nav import link_to_lab
 from .session import job_holder
 from .text import lang, t

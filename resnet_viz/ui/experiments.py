@@ -3,15 +3,28 @@
 import numpy as np
 import streamlit as st
 
-from .. import experiment_plots as xp
-from .. import reference
-from ..reference import REFERENCE_STEPS
-from ..config import (RESNET_DEPTHS, RESNET_SWEEP_DEPTHS, SWEEP_DEPTHS, SWEEP_SEEDS, SWEEP_TRAIN, VALID_DEPTHS,
-                      replace)
-from ..experiments import read_sweep_csv, sweep_summary
-from ..tasks import Task
+from ..analysis import reference
+from ..analysis.experiments import read_sweep_csv, sweep_summary
+from ..analysis.reference import REFERENCE_STEPS
+from ..config import (
+    RESNET_DEPTHS,
+    RESNET_SWEEP_DEPTHS,
+    SWEEP_DEPTHS,
+    SWEEP_SEEDS,
+    SWEEP_TRAIN,
+    VALID_DEPTHS,
+    replace,
+)
+from ..plots import experiments as xp
+from ..training.tasks import Task
 from .link import classroom
-from .session import HEARTBEAT_TIMEOUT, job_holder, live_interval, rerun_when_finished, task_holder
+from .session import (
+    HEARTBEAT_TIMEOUT,
+    job_holder,
+    live_interval,
+    rerun_when_finished,
+    task_holder,
+)
 from .text import t
 
 CONFIG = {"displaylogo": False}

@@ -1,7 +1,8 @@
 """The Gradients page: the gradient norm of every layer at chosen steps, beside the layer x step heatmap."""
 import streamlit as st
 
-from .. import inside_plots, plots
+from ..plots import inside as inside_plots
+from ..plots import run as plots
 from .nav import link_to_lab
 from .session import job_holder, live_interval, rerun_when_finished
 from .text import t

@@ -7,15 +7,35 @@ from dataclasses import fields
 
 import streamlit as st
 
-from ..config import (DEFAULT_FAMILY, DEVICES, FAMILIES, FAMILY_FIELDS, FIELD_CHOICES, FIELD_RANGES, MAX_MODELS,
-                      MAX_NAME, MAX_PRETRAIN_STEPS, PRESETS, LabError, ModelSpec, TrainSpec, check_models, check_run,
-                      field_default, field_kind, replace, sources, spec_dict, spec_from_dict)
-from ..datasets import DATASETS
-from ..diagram import architecture_dot
+from ..config import (
+    DEFAULT_FAMILY,
+    DEVICES,
+    FAMILIES,
+    FAMILY_FIELDS,
+    FIELD_CHOICES,
+    FIELD_RANGES,
+    MAX_MODELS,
+    MAX_NAME,
+    MAX_PRETRAIN_STEPS,
+    PRESETS,
+    LabError,
+    ModelSpec,
+    TrainSpec,
+    check_models,
+    check_run,
+    field_default,
+    field_kind,
+    replace,
+    sources,
+    spec_dict,
+    spec_from_dict,
+)
+from ..data.datasets import DATASETS
+from ..plots.diagram import architecture_dot
 from ..summary import records, si
 from . import link
-from .link import CLASSROOM_MAX_STEPS
 from .dataset import dataset_picker
+from .link import CLASSROOM_MAX_STEPS
 from .saving import save_and_share
 from .session import HEARTBEAT_TIMEOUT, job_holder, workers_warmed_up
 from .text import lang, t
@@ -220,7 +240,7 @@ def controls(holder, specs, train, problems, dataset: str = "mnist-5k", lender=N
     if c_train.button(t("btn.train"), icon=":material/play_arrow:", type="primary", width="stretch",
                       disabled=busy or bool(problems),
                       help=t("btn.train_help") if not busy else t("btn.train_busy")):
-        from ..engine import Job
+        from ..training.engine import Job
         try:
             job = Job(specs, train, dataset=dataset, heartbeat_timeout=HEARTBEAT_TIMEOUT, start_from=lender).start()
         except LabError as e:  # a GPU this server lacks, a damaged dataset: say so, keep the current run
@@ -247,7 +267,7 @@ def controls(holder, specs, train, problems, dataset: str = "mnist-5k", lender=N
 
 def status_line(snap, dataset: str = "mnist-5k") -> None:
     if snap.state == "queued":
-        from ..engine import QUEUE
+        from ..training.engine import QUEUE
         running, _ = QUEUE.busy()
         st.info(t("status.queued", position=snap.queue_position, running=running))
         return
@@ -289,7 +309,7 @@ def live_panel() -> None:
         if snap.state in ("running", "paused"):  # queued or stopped early: the status line says it all
             st.caption(t("lab.waiting_first_step"))
     else:
-        from .. import plots  # plotly: only once there is something to draw
+        from ..plots import run as plots  # plotly: only once there is something to draw
         # While training, static charts: no hover layers to rebuild every second, so the browser leaves the
         # CPU to the model; once the run ends they become interactive (hover, zoom).
         figures = plots.lab_figures(views, t, log_y=st.session_state.get("log_y", True),
@@ -348,7 +368,9 @@ def architecture(specs: list[ModelSpec]) -> None:
 
 
 def _layer_table(spec: ModelSpec):
-    from ..models import layer_table  # torch, imported when first needed (see the module's docstring)
+    from ..models import (
+        layer_table,  # torch, imported when first needed (see the module's docstring)
+    )
     return layer_table(spec)
 
 

@@ -9,7 +9,7 @@ from urllib.parse import urlencode
 
 import streamlit as st
 
-from ..datasets import DATASETS
+from ..data.datasets import DATASETS
 from ..share import Shared, from_params, to_params
 from .text import t
 

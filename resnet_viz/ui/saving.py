@@ -43,7 +43,8 @@ def save_and_share(holder, share_url: str) -> None:
 
 def _exporter(job, language: str, log_y: bool, smoothing: float):
     def build() -> bytes:
-        from .. import plots, runfile  # torch and kaleido: only when someone exports
+        from .. import runfile
+        from ..plots import run as plots  # torch and kaleido: only when someone exports
         snap = job.snapshot()
         text = partial(tr, language)
         charts = plots.figure_pngs(plots.lab_figures(snap.models, text, log_y, smoothing))
@@ -57,8 +58,8 @@ def _open(holder, upload) -> None:
     if upload.file_id in failed:
         st.error(failed[upload.file_id])
         return
-    from ..engine import Job
     from ..runfile import read_run
+    from ..training.engine import Job
     try:
         saved = read_run(upload.getvalue())
         job = Job.reopen(saved)

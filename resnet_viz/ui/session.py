@@ -70,7 +70,9 @@ def workers_warmed_up() -> bool:
     """Once per server: start the worker fork server while the first visitor reads the page."""
     def warm_up():
         time.sleep(WARM_UP_DELAY)
-        from .. import engine  # torch: imported off the script thread, once the page is up
+        from ..training import (
+            engine,  # torch: imported off the script thread, once the page is up
+        )
         engine.warm_up()
 
     threading.Thread(target=warm_up, name="resnet-lab-warm-up", daemon=True).start()

@@ -13,11 +13,11 @@ from dataclasses import replace
 import torch
 import torch.nn.functional as nnf
 
+from ..config import LR_MILESTONES, ModelSpec, TrainSpec, pretraining
+from ..data.arrays import tensors
+from ..metrics import NAMES, PROBED, SERIES
+from ..models import Net, build_model
 from . import device
-from .config import LR_MILESTONES, ModelSpec, TrainSpec, pretraining
-from .data import tensors
-from .metrics import NAMES, PROBED, SERIES
-from .models import Net, build_model
 from .probes import Probes
 from .weights import bind_weights
 

@@ -12,13 +12,22 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..i18n import LabError
 from . import download
-from .datasets import (DATASETS, FASHION_STATS, MNIST_MEAN, MNIST_STATS, MNIST_STD,  # noqa: F401 (re-exported)
-                       DatasetInfo, available, datasets, info)
-from .i18n import LabError
+from .datasets import (  # noqa: F401 (re-exported)
+    DATASETS,
+    FASHION_STATS,
+    MNIST_MEAN,
+    MNIST_STATS,
+    MNIST_STD,
+    DatasetInfo,
+    available,
+    datasets,
+    info,
+)
 from .idx import read_idx
 
-ASSETS = Path(__file__).resolve().parent.parent / "assets"
+ASSETS = Path(__file__).resolve().parents[2] / "assets"  # resnet_viz/data/arrays.py -> the repository root
 BUNDLED = ASSETS / "mnist_subset.npz"
 SIDE = 28
 

@@ -9,7 +9,7 @@ import copy
 import torch
 from torch import nn
 
-from .i18n import LabError
+from ..i18n import LabError
 
 PUBLISH_EVERY = 10  # steps; one copy of every weight tensor, ~1 ms a model on a GPU
 

@@ -1,6 +1,6 @@
 """Figures for looking inside trained models: class probabilities for a drawn digit, feature maps, activation
 statistics per block, gradient norms per layer, the confusion matrix. Pure functions of numpy, no Streamlit,
-no torch; every text through `t(key)`, as in plots.py.
+no torch; every text through `t(key)`, as in run.py.
 """
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ from typing import TYPE_CHECKING, Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-from .plots import LOG_TICKS, Text, _figure, colour
+from .run import LOG_TICKS, Text, _figure, colour
 
 if TYPE_CHECKING:
-    from .engine import ModelView
+    from ..training.engine import ModelView
 
 GREY = "#c7c7c7"
 DIVERGING = [[0, "#2166ac"], [0.25, "#92c5de"], [0.5, "#ffffff"], [0.75, "#f4a582"], [1, "#b2182b"]]  # zero white

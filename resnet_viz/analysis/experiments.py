@@ -12,11 +12,11 @@ import torch
 import torch.nn.functional as nnf
 from torch import nn
 
-from .models import ResidualBlock
-from .config import SWEEP_DEPTHS, SWEEP_SEEDS, SWEEP_TRAIN, ModelSpec, TrainSpec
-from .data import ALL_CLASSES, MNIST_STATS, normalise, tensors
-from .engine import Job
-from .trainer import build_nets
+from ..config import SWEEP_DEPTHS, SWEEP_SEEDS, SWEEP_TRAIN, ModelSpec, TrainSpec
+from ..data.arrays import ALL_CLASSES, MNIST_STATS, normalise, tensors
+from ..models import ResidualBlock
+from ..training.engine import Job
+from ..training.trainer import build_nets
 
 LANDSCAPE_IMAGES = 512  # a fixed training subset: the loss surface of the same data for every model
 

@@ -11,7 +11,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 if TYPE_CHECKING:  # only a type here: the app draws its first page without importing torch
-    from .engine import ModelView
+    from ..training.engine import ModelView
 
 Text = Callable[..., str]
 

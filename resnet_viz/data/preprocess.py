@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from .i18n import LabError
+from ..i18n import LabError
 
 BOX = 20  # MNIST: the longer side of the digit's box
 SIZE = 28

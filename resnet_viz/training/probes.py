@@ -10,7 +10,7 @@ import math
 
 import torch
 
-from .models import Net, ResidualBlock
+from ..models import Net, ResidualBlock
 
 # Block statistics come from the first few images of each batch: the same estimate at a fraction of the cost
 # (all 64 images made the probes cost ~12% of a step, 8 images ~2%).

@@ -6,7 +6,7 @@ from functools import cache
 
 import numpy as np
 
-from .data import ASSETS
+from ..data.arrays import ASSETS
 
 REFERENCE = ASSETS / "reference"
 REFERENCE_STEPS = 300  # the lesion, landscape and shattering references use models trained this long

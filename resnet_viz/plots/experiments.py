@@ -7,7 +7,7 @@ from typing import Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-from .plots import PALETTE, Text, _figure
+from .run import PALETTE, Text, _figure
 
 PLAIN, RESIDUAL = PALETTE[0], PALETTE[1]
 

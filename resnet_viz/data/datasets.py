@@ -2,8 +2,8 @@
 is here already: light enough (no torch, no numpy) for the first page to list them at once."""
 from dataclasses import dataclass
 
+from ..i18n import LabError, tr
 from . import download
-from .i18n import LabError, tr
 
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081  # the usual full-MNIST statistics; drawn digits use them too
 MNIST_STATS = (MNIST_MEAN, MNIST_STD)

@@ -1,14 +1,14 @@
 """What trained models say about digits: class probabilities for one image, and their test-set mistakes.
 
 Everything returns plain numpy. The models may be training in a worker at the same moment (their weights
-are shared, see weights.py): we only read them, in eval mode, under inference_mode.
+are shared, see training/weights.py): we only read them, in eval mode, under inference_mode.
 """
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from .data import MNIST_STATS, normalise
+from ..data.arrays import MNIST_STATS, normalise
 
 CHUNK = 250  # test images per forward pass: bounded memory, and the UI stays responsive between chunks
 

@@ -1,7 +1,7 @@
 """Getting the full datasets onto this machine: the official IDX files, checksum-verified, in a cache folder.
 
 Only `fetch` touches the network, and only when asked to (the CLI's `download`, a download button): loading
-(data.py) uses what `local_files` finds, so a training worker never starts a 30 MB download by surprise.
+(arrays.py) uses what `local_files` finds, so a training worker never starts a 30 MB download by surprise.
 pooch downloads each file to a temporary name and moves it into place only once its hash matches, so a file
 in the cache is complete; a cached file whose hash no longer matches is downloaded again.
 
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from .i18n import LabError
+from ..i18n import LabError
 
 FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz",
          "t10k-labels-idx1-ubyte.gz")

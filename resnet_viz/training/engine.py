@@ -20,13 +20,20 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
+from ..config import ModelSpec, TrainSpec, check_run, pretraining, sources
+from ..data.arrays import digits
+from ..i18n import LabError, tr
+from ..metrics import SERIES
+from ..models import count_params, layer_table
 from . import device
-from .config import ModelSpec, TrainSpec, check_run, pretraining, sources
-from .data import digits
-from .i18n import LabError, tr
-from .metrics import SERIES
-from .models import count_params, layer_table
-from .trainer import Control, Record, build_nets, evaluations, train_lockstep, worker_main
+from .trainer import (
+    Control,
+    Record,
+    build_nets,
+    evaluations,
+    train_lockstep,
+    worker_main,
+)
 from .weights import share_weights
 
 
@@ -106,7 +113,7 @@ def _context():
     second, and no inherited server threads); spawn where there is no forkserver (Windows, macOS default)."""
     if "forkserver" in multiprocessing.get_all_start_methods():
         ctx = torch.multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(["resnet_viz.trainer"])
+        ctx.set_forkserver_preload(["resnet_viz.training.trainer"])
         _ensure_forkserver()
         return ctx
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # spawned workers read it at their start
@@ -143,7 +150,7 @@ _preparation_data = multiprocessing.spawn.get_preparation_data
 def _worker_preparation_data(name):
     """multiprocessing re-imports the parent's __main__ script in every child; ours is `streamlit_app.py`
     (Streamlit installs each run's script as __main__), pytest, or a test's script, none of which a worker
-    needs (its target lives in resnet_viz.trainer), and an app script imported outside Streamlit runs the
+    needs (its target lives in resnet_viz.training.trainer), and an app script imported outside Streamlit runs the
     whole page in bare mode. Our workers (by name) start without it. A hook, not a swap of sys.modules:
     Streamlit's script threads set __main__ on every rerun, so a swap would race them."""
     data = _preparation_data(name)

@@ -9,9 +9,9 @@ from dataclasses import dataclass, field
 
 import torch
 
-from . import experiments as E
-from .config import ModelSpec
-from .data import ALL_CLASSES, digits
+from ..analysis import experiments as E
+from ..config import ModelSpec
+from ..data.arrays import ALL_CLASSES, digits
 from .engine import QUEUE, WORKER_NAME, WorkerQueue, _context
 from .trainer import build_nets
 

@@ -12,9 +12,9 @@ in one node. The cifar family is laid out from its spec alone; the others from t
 from dataclasses import dataclass
 from math import ceil
 
-from .config import ModelSpec
-from .i18n import tr
-from .summary import op_text, shape_text
+from ..config import ModelSpec
+from ..i18n import tr
+from ..summary import op_text, shape_text
 
 IMAGE_SIZE = 28
 NUM_CLASSES = 10

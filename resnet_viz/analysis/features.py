@@ -6,8 +6,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .models import ResidualBlock
-from .data import MNIST_STATS, normalise
+from ..data.arrays import MNIST_STATS, normalise
+from ..models import ResidualBlock
 
 # Hooks belong to the module, and one model may be shown to several viewers of a session at once: one at a
 # time (a pass over one digit takes milliseconds).

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .i18n import LabError
+from ..i18n import LabError
 
 UINT8 = 0x08
 GZIP_MAGIC = b"\x1f\x8b"
