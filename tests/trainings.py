@@ -72,7 +72,7 @@ def wanted(items) -> list[tuple[str, int]]:
 class Trainings:
     def __init__(self):
         self.jobs: dict[tuple[str, int], Job] = {}
-        self.waited: dict[tuple[str, int], float] = {}  # seconds a check waited for the run
+        self.waited: dict[tuple[str, int], float] = {}  # seconds the checks reading the run waited for it, summed
 
     def start(self, items) -> None:
         keys = wanted(items)
@@ -86,7 +86,7 @@ class Trainings:
         job = self.jobs[kind, seed]
         t0 = time.monotonic()
         assert job.join(hang_s(GUARD_S)), f"the {kind} training (seed {seed}) did not finish"
-        self.waited[kind, seed] = time.monotonic() - t0
+        self.waited[kind, seed] = self.waited.get((kind, seed), 0.0) + time.monotonic() - t0
         snap = job.snapshot()
         assert snap.state == "done", (kind, seed, snap.state, snap.error)
         return job
@@ -98,13 +98,13 @@ class Trainings:
             job.join(30)
 
     def describe(self) -> str:
-        """One line per run for the end of the suite: its training time and how long its check waited."""
+        """One line per run for the end of the suite: its training time and how long the checks reading it waited."""
         lines = ["science runs, trained in the background (nice 19, 2 at a time, 1 thread each):"]
         for (kind, seed), job in self.jobs.items():
             snap = job.snapshot()
             waited = self.waited.get((kind, seed))
             lines.append(f"  {kind} seed {seed}: {snap.state}, {snap.step}/{snap.steps} steps in {snap.elapsed:.0f} s"
-                         + (f", its check waited {waited:.0f} s" if waited is not None else ""))
+                         + (f", its checks waited {waited:.0f} s" if waited is not None else ""))
         return "\n".join(lines)
 
 
