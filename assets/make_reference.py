@@ -3,10 +3,14 @@ them at once (a teacher with no time to wait still has the picture); "Recompute 
 
     python assets/make_reference.py            # about 15 minutes on 2 cores
     python assets/make_reference.py --skip-sweep
+    python assets/make_reference.py --only-lessons   # about 5 minutes
 
 Writes sweep.csv (depth sweep), lesion.csv, landscape.json (2-D slices and 1-D interpolations) and
 shattered.json (gradient correlations at initialisation and after training), from the degradation preset's
-four models trained for REFERENCE_STEPS steps (seed 0) on the bundled MNIST subset.
+four models trained for REFERENCE_STEPS steps (seed 0) on the bundled MNIST subset; and lessons.json: the
+degradation and Fig. 4 presets' compared models at each of their settings' seeds, every step's training
+loss (the science checks read seeds 1 and 2 from it and retrain seed 0 live; a check pins the file to the
+code by each seed's first-step losses and the presets' settings).
 """
 import argparse
 import csv
@@ -18,7 +22,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import torch  # noqa: E402
+
 from resnet_viz.analysis import experiments as E  # noqa: E402
+from resnet_viz.analysis import reference  # noqa: E402
 from resnet_viz.analysis.reference import REFERENCE_STEPS  # noqa: E402
 from resnet_viz.config import PRESETS  # noqa: E402
 from resnet_viz.data.arrays import bundled_mnist  # noqa: E402
@@ -76,11 +83,29 @@ def write_shattered(job, d) -> None:
     (OUT / "shattered.json").write_text(json.dumps(out))
 
 
+def write_lessons() -> None:
+    out = {"torch": torch.__version__, "threads": torch.get_num_threads(), "presets": {}}
+    for key in reference.LESSON_PRESETS:
+        models, train = reference.lesson_settings(key, 0)
+        entry = out["presets"][key] = {"train": reference.as_plain(train),
+                                       "models": [reference.as_plain(m) for m in models], "seeds": {}}
+        for seed in reference.LESSON_SEEDS:
+            t0 = time.perf_counter()
+            snap = Job(*reference.lesson_settings(key, seed)).run_blocking()
+            entry["seeds"][seed] = {"first_loss": {v.name: float(v.train_loss[0]) for v in snap.models},
+                                    "train_loss": {v.name: _round(v.train_loss) for v in snap.models}}
+            print(f"lesson {key} seed {seed} in {time.perf_counter() - t0:.0f} s", flush=True)
+    reference.lessons_path().write_text(json.dumps(out))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--skip-sweep", action="store_true")
+    parser.add_argument("--only-lessons", action="store_true", help="write lessons.json only")
     args = parser.parse_args()
     OUT.mkdir(exist_ok=True)
+    if args.only_lessons:
+        return write_lessons()
     d = bundled_mnist()
     t0 = time.perf_counter()
     job = trained_models()
@@ -92,6 +117,7 @@ def main() -> None:
     if not args.skip_sweep:
         rows = E.sweep(on_progress=lambda done, total: print(f"sweep {done}/{total}", flush=True))
         E.write_sweep_csv(rows, OUT / "sweep.csv")
+    write_lessons()
     print(f"wrote {OUT} in {time.perf_counter() - t0:.0f} s")
 
 

@@ -397,6 +397,12 @@ class Preset:
         if unknown:
             raise ValueError(f"{self.key}: its lesson names models it does not have: {sorted(unknown)}")
 
+    @property
+    def compared(self) -> tuple[ModelSpec, ...]:
+        """The models its lesson compares (all of them for a lesson that names none), in the preset's order."""
+        names = self.lesson.worse + self.lesson.better
+        return tuple(m for m in self.models if m.name in names) if names else self.models
+
 
 # The depth sweep (experiments.sweep): plain and residual nets at these depths and seeds, for this budget.
 SWEEP_DEPTHS = (8, 14, 20, 32, 44, 56)

@@ -1,15 +1,20 @@
 """The experiments' reference results, committed in assets/reference/ (made by assets/make_reference.py with
 the default settings): read here as plain numbers, so the Experiments page shows them at once."""
 import csv
+import dataclasses
 import json
 from functools import cache
 
 import numpy as np
 
+from ..config import PRESETS, SWEEP_SEEDS
 from ..data.arrays import ASSETS
 
 REFERENCE = ASSETS / "reference"
 REFERENCE_STEPS = 300  # the lesion, landscape and shattering references use models trained this long
+# Presets whose lesson is kept at every seed (lessons.json): their compared models at the preset's settings.
+LESSON_PRESETS = ("degradation", "imagenet_fig4")
+LESSON_SEEDS = SWEEP_SEEDS
 
 
 @cache
@@ -46,3 +51,28 @@ def shattered() -> dict:
 
 def sweep_path():
     return REFERENCE / "sweep.csv"
+
+
+def as_plain(spec) -> dict:
+    """A ModelSpec or TrainSpec as the JSON in lessons.json holds it (tuples as lists)."""
+    return json.loads(json.dumps(dataclasses.asdict(spec)))
+
+
+def lesson_settings(key: str, seed: int):
+    """What lessons.json holds for a preset at a seed: its compared models and its training settings."""
+    preset = PRESETS[key]
+    return list(preset.compared), dataclasses.replace(preset.train, seed=seed)
+
+
+def lessons_path():
+    return REFERENCE / "lessons.json"
+
+
+@cache
+def lessons() -> dict:
+    """{preset key: {"train": settings at seed 0, "models": [specs], "seeds": {seed: {"first_loss": {model: the
+    first step's loss}, "train_loss": {model: [loss per step]}}}}}, seeds as ints."""
+    data = json.loads(lessons_path().read_text())
+    for entry in data["presets"].values():
+        entry["seeds"] = {int(seed): runs for seed, runs in entry["seeds"].items()}
+    return data
