@@ -10,4 +10,5 @@ st.set_page_config(page_title="ResNet Lab", page_icon=":material/science:", layo
 link.read_once()  # a share link's language and classroom mode, before anything is drawn
 language_picker()
 link.classroom_toggle()
+link.follow_box()
 st.navigation(pages()).run()

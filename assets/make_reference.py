@@ -4,10 +4,13 @@ them at once (a teacher with no time to wait still has the picture); "Recompute 
     python assets/make_reference.py            # about 15 minutes on 2 cores
     python assets/make_reference.py --skip-sweep
     python assets/make_reference.py --only-lessons   # about 5 minutes
+    python assets/make_reference.py --only-models    # about 2 minutes
 
 Writes sweep.csv (depth sweep), lesion.csv, landscape.json (2-D slices and 1-D interpolations) and
 shattered.json (gradient correlations at initialisation and after training), from the degradation preset's
-four models trained for REFERENCE_STEPS steps (seed 0) on the bundled MNIST subset; and lessons.json: the
+four models trained for REFERENCE_STEPS steps (seed 0) on the bundled MNIST subset; models.zip, those
+four models as a saved run with float16 weights (the Draw page's models before anyone trains, and
+`python -m resnet_viz predict`); and lessons.json: the
 degradation and Fig. 4 presets' compared models at each of their settings' seeds, every step's training
 loss (the science checks read seeds 1 and 2 from it and retrain seed 0 live; a check pins the file to the
 code by each seed's first-step losses and the presets' settings).
@@ -29,6 +32,7 @@ from resnet_viz.analysis import reference  # noqa: E402
 from resnet_viz.analysis.reference import REFERENCE_STEPS  # noqa: E402
 from resnet_viz.config import PRESETS  # noqa: E402
 from resnet_viz.data.arrays import bundled_mnist  # noqa: E402
+from resnet_viz.runfile import run_bytes  # noqa: E402
 from resnet_viz.training.engine import Job  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "reference"
@@ -83,6 +87,11 @@ def write_shattered(job, d) -> None:
     (OUT / "shattered.json").write_text(json.dumps(out))
 
 
+def write_models(job) -> None:
+    snap = job.snapshot()
+    reference.models_path().write_bytes(run_bytes(snap, job.nets, "mnist-5k", half=True))
+
+
 def write_lessons() -> None:
     out = {"torch": torch.__version__, "threads": torch.get_num_threads(), "presets": {}}
     for key in reference.LESSON_PRESETS:
@@ -102,6 +111,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--skip-sweep", action="store_true")
     parser.add_argument("--only-lessons", action="store_true", help="write lessons.json only")
+    parser.add_argument("--only-models", action="store_true", help="write models.zip only")
     args = parser.parse_args()
     OUT.mkdir(exist_ok=True)
     if args.only_lessons:
@@ -110,6 +120,9 @@ def main() -> None:
     t0 = time.perf_counter()
     job = trained_models()
     print(f"trained the four models in {time.perf_counter() - t0:.0f} s", flush=True)
+    write_models(job)
+    if args.only_models:
+        return
     write_lesion(job, d)
     write_shattered(job, d)
     write_landscape(job)

@@ -1,4 +1,4 @@
-"""`python -m resnet_viz train|sweep|bench|download`: the lab without a browser, for scripts, CI and measurements.
+"""`python -m resnet_viz train|sweep|bench|summary|download|predict`: the lab without a browser, for scripts, CI and measurements.
 
 Bad flags or values exit with status 2 and one line on stderr, never a traceback; a failed download exits
 with status 1, likewise.
@@ -141,6 +141,12 @@ def build_parser() -> argparse.ArgumentParser:
     summary.add_argument("--lang", choices=["en", "zh"], default="en")
     download = sub.add_parser("download", help=t("cli.download_help"))
     download.add_argument("dataset", choices=list(SOURCES))
+    predict = sub.add_parser("predict", help=t("cli.predict_help"))
+    predict.add_argument("image", type=Path, help="a PNG or JPG of one handwritten digit (either ink colour)")
+    predict.add_argument("--run", type=Path, default=None,
+                         help="a saved run (run.zip from train --out, or the app's export); default: the bundled "
+                              "reference models (the default lesson's four nets)")
+    predict.add_argument("--json", action="store_true", help="one JSON object: every model's probabilities")
     return parser
 
 
@@ -155,6 +161,8 @@ def main(argv=None) -> int:
             return cmd_download(args)
         if args.command == "summary":
             return cmd_summary(args)
+        if args.command == "predict":
+            return cmd_predict(args)
         return cmd_bench(args)
     except LabError as e:
         print(f"python -m resnet_viz: error: {e}", file=sys.stderr)
@@ -210,6 +218,42 @@ def cmd_train(args) -> int:
             print(t("msg.diverged", name=v.name, step=v.diverged_step), file=sys.stderr)
     print(f"wrote {args.out}/metrics.csv, grad_norms.csv, metrics.json, summary.json, curves.png, grad_norms.png, "
           f"run.zip in {time.perf_counter() - started:.0f} s", file=sys.stderr)
+    return 0
+
+
+def cmd_predict(args) -> int:
+    from .analysis.inference import probabilities
+    from .analysis.reference import models_path
+    from .data.datasets import info
+    from .data.preprocess import prepare, read_upload
+    from .runfile import read_run
+    from .training.engine import Job
+
+    try:
+        image = args.image.read_bytes()
+        run = (args.run or models_path()).read_bytes()
+    except OSError as e:
+        print(f"python -m resnet_viz: error: cannot read {e.filename}: {e.strerror}", file=sys.stderr)
+        return 2
+    prepared = prepare(read_upload(image))
+    if prepared.blank:
+        raise LabError("error.blank_image")
+    saved = read_run(run)
+    job = Job.reopen(saved)
+    data = info(saved.dataset)
+    probs = probabilities(job.nets, prepared.digit, stats=data.stats)
+    names = data.class_names("en")
+    if args.json:
+        print(json.dumps({spec.name: {names[c]: round(float(p), 6) for c, p in enumerate(row)}
+                          for spec, row in zip(job.models, probs)}))
+        return 0
+    for spec, row in zip(job.models, probs):
+        if row[0] != row[0]:
+            print(f"{spec.name}: no prediction (it diverged)")
+            continue
+        top = int(row.argmax())
+        rest = " ".join(f"{names[c]}:{p:.2f}" for c, p in enumerate(row))
+        print(t("cli.predict_line", name=spec.name, digit=names[top], pct=100 * row[top]) + f"  [{rest}]")
     return 0
 
 

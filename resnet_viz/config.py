@@ -70,6 +70,7 @@ TRANSFERS = ("none", "frozen", "finetune")
 MAX_PRETRAIN_STEPS = 20_000
 MIN_MODELS, MAX_MODELS = 1, 6
 MAX_NAME = 24
+MAX_RUN_BYTES = 200 * 2**20  # a saved run's file (runfile.py): a 6-model run of the widest, deepest nets is ~170 MB
 
 
 def _check(ok: bool, key: str, **params) -> None:

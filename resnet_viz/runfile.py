@@ -21,11 +21,17 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-from .config import LabError, ModelSpec, TrainSpec, check_models, spec_from_dict
+from .config import (
+    MAX_RUN_BYTES,
+    LabError,
+    ModelSpec,
+    TrainSpec,
+    check_models,
+    spec_from_dict,
+)
 from .metrics import NAMES, SERIES
 
 FORMAT = "resnet-lab-run/1"
-MAX_RUN_BYTES = 200 * 2**20  # a 6-model run of the widest, deepest nets is ~170 MB
 MAX_UNPACKED_BYTES = 600 * 2**20  # a zip that claims more is a zip bomb, not a run
 ARRAYS = NAMES  # every recorded series (metrics.SERIES), one array per model
 
@@ -45,15 +51,17 @@ class SavedRun:
 
 # ---- writing ------------------------------------------------------------------------------------------------
 
-def run_bytes(snap, nets, dataset: str, charts: dict[str, bytes] | None = None) -> bytes:
-    """The zip for a job's snapshot and its models (their current weights)."""
+def run_bytes(snap, nets, dataset: str, charts: dict[str, bytes] | None = None, half: bool = False) -> bytes:
+    """The zip for a job's snapshot and its models (their current weights; with `half`, float16 weights:
+    half the size, and a prediction within a rounding of the float32 one; reading them back restores float32)."""
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
         for name, data in run_files(snap, dataset).items():
             z.writestr(name, data)
         for i, net in enumerate(nets):
             weights = io.BytesIO()
-            torch.save({k: v.detach().clone() for k, v in net.state_dict().items()}, weights)
+            torch.save({k: (v.detach().half() if half and v.is_floating_point() else v.detach().clone())
+                        for k, v in net.state_dict().items()}, weights)
             z.writestr(f"models/{i}.pt", weights.getvalue())
         for name, png in (charts or {}).items():
             z.writestr(f"charts/{name}.png", png)

@@ -100,7 +100,7 @@ def test_chinese_switch_translates_the_page_and_shows_no_raw_keys():
     assert "ResNet 实验室" in at.title[0].value
     assert at.selectbox(key="preset_zh").value == "degradation"
     assert "退化问题" in at.selectbox(key="preset_zh").options[0]
-    assert [b.label for b in at.button] == ["训练", "暂停", "单步", "停止"]
+    assert [b.label for b in at.button] == ["训练", "暂停", "单步", "停止", "展示给全班"]
     keys = set(json.loads((Path(APP).parent / "resnet_viz/locales/en.json").read_text()))
     shown = [e.value for e in at.markdown] + [e.value for e in at.info] + [e.label for e in at.number_input]
     assert not [s for s in shown if s in keys], "a raw catalogue key reached the page"
@@ -172,8 +172,8 @@ def test_sessions_wait_in_the_queue_and_stop_while_queued():
     # Until it has trained a step (its worker needs a moment to start), so that stopping it has kept something.
     run_until(first, lambda a: bool(a.get("progress")) and re.search(r"Training · step [1-9]",
                                                                       a.get("progress")[0].proto.text))
-    for at in (second, third):
-        at.number_input[0].set_value(10)
+    for at, steps in ((second, 10), (third, 20)):  # settings of their own: identical ones share one run
+        at.number_input[0].set_value(steps)
         button(at, "Train").click()
         at.run()
     run_until(second, lambda a: any("number 1 in the queue" in i.value for i in a.info), 20)
@@ -185,7 +185,7 @@ def test_sessions_wait_in_the_queue_and_stop_while_queued():
     button(third, "Stop").click()
     third.run()
     run_until(third, lambda a: not button(a, "Train").disabled, 20)
-    assert "Stopped · step 0/10" in third.get("progress")[0].proto.text
+    assert "Stopped · step 0/20" in third.get("progress")[0].proto.text
     # (Switching the language mid-run is checked in a real browser: test_browser.py.)
     button(first, "Stop").click()
     first.run()

@@ -101,3 +101,52 @@ def test_bench_prints_one_json_object():
     assert "degradation_seconds" not in data and "degradation_step" not in data
 
 
+
+
+# ---- predict: the bundled reference models (or a saved run's) on one image -----------------------------------
+
+def _digit_png(path: Path, image) -> Path:
+    from PIL import Image
+    Image.fromarray(255 - image).resize((112, 112)).save(path)  # dark ink on light paper, as a phone sees it
+    return path
+
+
+def test_predict_names_every_reference_model_s_top_class(tmp_path):
+    from resnet_viz.data.arrays import bundled_mnist
+    d = bundled_mnist()
+    for i in [int(i) for i in range(40) if d.test_labels[i] == 7][:1]:
+        png = _digit_png(tmp_path / f"{i}.png", d.test_images[i])
+        r = cli("predict", str(png), timeout=120)
+        assert r.returncode == 0, r.stderr
+        lines = r.stdout.splitlines()
+        assert [line.split(":")[0] for line in lines] == ["plain-20", "res-20", "plain-56", "res-56"]
+        assert lines[3].startswith(f"res-56: {d.test_labels[i]} ("), lines  # the well-trained residual net
+        data = json.loads(cli("predict", str(png), "--json", timeout=120).stdout)
+        assert set(data) == {"plain-20", "res-20", "plain-56", "res-56"}
+        for probs in data.values():
+            assert list(probs) == [str(c) for c in range(10)] and sum(probs.values()) == pytest.approx(1, abs=1e-4)
+
+
+def test_predict_explains_a_blank_image_a_missing_file_and_a_bad_run(tmp_path):
+    import numpy as np
+    blank = _digit_png(tmp_path / "blank.png", np.zeros((28, 28), np.uint8))
+    r = cli("predict", str(blank), timeout=120)
+    assert r.returncode == 2 and "shows no digit" in r.stderr and "Traceback" not in r.stderr, r.stderr
+    r = cli("predict", str(tmp_path / "nothing.png"), timeout=120)
+    assert r.returncode == 2 and "cannot read" in r.stderr and "Traceback" not in r.stderr, r.stderr
+    (tmp_path / "bad.zip").write_bytes(b"not a zip")
+    r = cli("predict", str(blank), "--run", str(tmp_path / "bad.zip"), timeout=120)
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+
+
+def test_a_run_too_big_for_the_servers_memory_is_refused_before_anything_starts(tmp_path):
+    """The run measured at 16 GB of resident memory (3 min 42 s for 2 steps): with the budget a 24 GB
+    machine with one trainer gets by default (12 GB), it is refused at once, with what to lower."""
+    import os
+    out = tmp_path / "huge"
+    r = subprocess.run([sys.executable, "-m", "resnet_viz", "train", "--model", "depth=110,width=2.0,stem_stride=1",
+                        "--batch-size", "1024", "--steps", "2", "--out", str(out)], cwd=ROOT, capture_output=True,
+                       text=True, timeout=hang_s(120), env={**os.environ, "RESNET_LAB_RUN_MEMORY_MB": "12288"})
+    assert r.returncode == 2, r.stderr
+    assert "more than this server allows one run (12.0 GB" in r.stderr and "batch size (now 1024)" in r.stderr, r.stderr
+    assert "res-110-w2" in r.stderr and not out.exists(), "nothing started, nothing written"

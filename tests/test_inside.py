@@ -126,10 +126,10 @@ def texts(at) -> str:
 
 
 @pytest.mark.parametrize("url_path", ["draw", "errors", "gradients"])
-def test_pages_without_a_run_point_to_the_lab(url_path):
+def test_pages_without_a_run_show_the_reference_models_and_point_to_the_lab(url_path):
     at = open_page(url_path)
     assert "Lab" in at.get("page_link")[0].proto.label
-    assert at.info
+    assert any(i.value.startswith("Reference models: the default lesson's four nets") for i in at.info)
 
 
 def test_draw_page_with_a_test_digit_shows_steps_predictions_and_feature_maps(trained):

@@ -1,10 +1,16 @@
-"""A bounded classroom load test: 30 real browser sessions against ONE server with ONE trainer.
+"""The classroom load test: 30 real browser sessions against ONE server with ONE trainer, the real lesson.
 
-The server runs with RESNET_LAB_WORKERS=1; 30 Playwright tabs in one Chromium (one browser profile)
-are 30 Streamlit sessions, all opened together. Eight press Train on two tiny models (40 steps): one trains,
-seven wait with their place in the queue; an idle session stays usable meanwhile; closing three queued tabs frees their
-places at once; every remaining run finishes; and once every tab is closed no training worker is left.
-The figures (render times, rerun times, server memory) are printed as a table: run with -s to see them.
+The server runs with RESNET_LAB_WORKERS=1; 30 Playwright tabs in one Chromium (one browser profile) are 30
+Streamlit sessions, all opened together. The teacher (session 0) starts a long run of two tiny models and
+pauses it, holding the one trainer while the line is checked. Then 25 students press Train on the default
+preset within a few seconds: they share ONE run (identical settings are trained once, training/sharing.py),
+queued behind the teacher's, all at place 1; 4 students press Train on settings of their own (tiny models,
+each its own seed) and queue behind it in order. Two of those close their tabs: their places are freed at
+once. The student who started the shared run closes the tab too: the run stays for the other 24. The
+teacher stops: the shared run trains while a watching student moves between pages, every default-preset
+student sees it finish, then the custom runs train in order; once every tab is closed no worker is left.
+The figures (render times, the shared run against 25 runs one after another, the custom runs' wait, server
+memory) are printed as a table: run with -s to see them.
 
     CI=true /work/venv/bin/pytest tests/test_load.py -s -q
 
@@ -12,7 +18,8 @@ No figure here is a pass/fail line: the time limits only catch a hang. The whole
 LOAD_BUDGET_S and every wait by its own cap (each takes the smaller of its cap and what is left of the budget),
 all stretched by the machine's slowdown (tests/speed.py). The bounds on "at once" (closed tabs leave the
 line, an idle session's rerun, no worker left) are generous hang guards too, scaled the same way.
-RESNET_LAB_LOAD_SESSIONS and RESNET_LAB_LOAD_BUDGET override the number of sessions and the budget.
+RESNET_LAB_LOAD_SESSIONS, RESNET_LAB_LOAD_BUDGET and RESNET_LAB_LOAD_STEPS (the default-preset run's steps,
+30 here to keep the suite short; 120 is the preset's own) override the sessions, the budget and the steps.
 """
 import json
 import os
@@ -40,12 +47,21 @@ from resnet_viz.ui.session import HEARTBEAT_TIMEOUT
 pytestmark = pytest.mark.browser
 
 SESSIONS = int(os.environ.get("RESNET_LAB_LOAD_SESSIONS", "30"))
-TRAINERS = 8  # sessions that press Train: one trains, seven queue
-CLOSED = 3  # queued tabs closed
-STEPS = 40
-LONG_STEPS = 2000  # session 0's run: it holds the trainer while the line is checked, then stops
-QUERY = f"/?steps={STEPS}&model=depth:8,skip:0&model=depth:8"  # two tiny models (see resnet_viz/share.py)
-LONG_QUERY = QUERY.replace(f"steps={STEPS}", f"steps={LONG_STEPS}")
+SHARED = SESSIONS * 5 // 6  # 25 of 30 students press Train on the default preset: one run for all of them
+CUSTOM = SESSIONS - SHARED - 1  # 4 on settings of their own (the teacher is the 30th)
+CLOSED = 2  # queued custom tabs closed
+STEPS = 40  # the custom runs'
+LESSON_STEPS = int(os.environ.get("RESNET_LAB_LOAD_STEPS", "30"))  # the default preset's shared run
+LONG_STEPS = 2000  # the teacher's run: it holds the trainer while the line is checked, then stops
+TINY = "model=depth:8,skip:0&model=depth:8"  # two tiny models (see resnet_viz/share.py)
+LESSON_QUERY = f"/?steps={LESSON_STEPS}"  # the default preset, as a teacher's link gives it
+LONG_QUERY = f"/?steps={LONG_STEPS}&{TINY}"
+
+
+def custom_query(i: int) -> str:
+    return f"/?steps={STEPS}&seed={i}&{TINY}"  # a seed of their own: settings nobody else trains
+
+
 # Hang guards on a reference machine (tests/speed.py scales each by the slowdown it measured). The whole test
 # took 110-180 s on 2-core machines (the render phase 50-115 s of it): the budget catches a hang, not a slow run.
 LOAD_BUDGET_S = float(os.environ.get("RESNET_LAB_LOAD_BUDGET", "600"))  # the whole test, server start included
@@ -103,6 +119,9 @@ HOLDING = pattern("status.progress", state=f"(?:{re.escape(EN['status.running'])
                   step=r"(\d+)", steps=str(LONG_STEPS))
 STOPPED = pattern("status.progress", state=re.escape(EN["status.stopped"]), step=r"\d+", steps=str(LONG_STEPS))
 DONE = pattern("status.progress", state=re.escape(EN["status.done"]), step=str(STEPS), steps=str(STEPS))
+LESSON_DONE = pattern("status.progress", state=re.escape(EN["status.done"]), step=str(LESSON_STEPS),
+                      steps=str(LESSON_STEPS), seconds=r"(\d+)")
+WATCHING = pattern("sharing.watching", n=r"(\d+)")
 
 
 class Budget:
@@ -315,11 +334,13 @@ def run_classroom(browser, url, budget: Budget, watch: Watch, note, errors: list
     # Then all of them start loading within a few seconds: each navigation is started from the blank page and not
     # waited for (page.goto waits for the server's answer, which spread 30 gotos over 40 s on a busy machine;
     # opening the tabs as they are made spread them over 35 s).
+    teacher, students, customs = pages[0], pages[1:1 + SHARED], pages[1 + SHARED:]
+    queries = [LONG_QUERY] + [LESSON_QUERY] * SHARED + [custom_query(i) for i in range(1, CUSTOM + 1)]
     opened = []
-    for i, page in enumerate(pages):
+    for page, query in zip(pages, queries, strict=True):
         opened.append(time.time())
         try:
-            page.evaluate("url => { window.location.href = url; }", url + (LONG_QUERY if i == 0 else QUERY))
+            page.evaluate("url => { window.location.href = url; }", url + query)
         except PlaywrightError as e:  # the new page replaced the blank one before the call came back
             if "context was destroyed" not in str(e):
                 raise
@@ -346,84 +367,94 @@ def run_classroom(browser, url, budget: Budget, watch: Watch, note, errors: list
     assert not any(tab["exceptions"] for tab in tabs), "a Streamlit exception on a freshly opened page"
 
     mark("rendered")
-    # ---- 2. Eight press Train: one trains, seven wait in line ------------------------------------------------
-    # Session 0 is the teacher's long run (LONG_STEPS): it holds the one trainer while the line is checked, and
-    # is paused meanwhile so that the line stands still (and the check does not race a 40-step run).
-    trainers, idle = pages[:TRAINERS], pages[TRAINERS]
-    first = trainers[0]
+    # ---- 2. The teacher's run holds the trainer, paused, so that the line stands still while it is checked ----
     t0 = time.monotonic()
-    button(first, "btn.train").click(timeout=budget.ms(30))
-    wait_text(first, pattern("status.progress", state=re.escape(EN["status.running"])), budget.ms(60))
-    note("session 0: Train -> running shown (s)", time.monotonic() - t0)
-    wait_text(first, TRAINING, budget.ms(60))
-    note("session 0: Train -> first steps shown (s)", time.monotonic() - t0)
-    note("session 0: Train -> worker process seen (s)", (watch.first_worker_at or float("nan")) - t0)
+    button(teacher, "btn.train").click(timeout=budget.ms(30))
+    wait_text(teacher, pattern("status.progress", state=re.escape(EN["status.running"])), budget.ms(60))
+    note("teacher: Train -> running shown (s)", time.monotonic() - t0)
+    wait_text(teacher, TRAINING, budget.ms(60))
+    note("teacher: Train -> first steps shown (s)", time.monotonic() - t0)
+    note("teacher: Train -> worker process seen (s)", (watch.first_worker_at or float("nan")) - t0)
     t0 = time.monotonic()
-    button(first, "btn.pause").click(timeout=budget.ms(30))
-    expect(button(first, "btn.resume")).to_be_visible(timeout=budget.ms(30))
-    note("session 0: Pause -> paused (s)", time.monotonic() - t0)
-    t0 = time.monotonic()
-    for page in trainers[1:]:
+    button(teacher, "btn.pause").click(timeout=budget.ms(30))
+    expect(button(teacher, "btn.resume")).to_be_visible(timeout=budget.ms(30))
+    note("teacher: Pause -> paused (s)", time.monotonic() - t0)
+
+    mark("teacher")
+    # ---- 3. 25 students press Train on the default preset, then 4 on their own settings ------------------------
+    t_press = time.monotonic()
+    for page in students + customs:
         button(page, "btn.train").click(timeout=budget.ms(30))
-    for page in trainers[1:]:
+    for page in students + customs:
         wait_text(page, QUEUED, budget.ms(60))
-    note(f"{TRAINERS - 1} Train presses -> all show their place (s)", time.monotonic() - t0)
-    held = match(first, HOLDING)
-    assert held and 0 < int(held.group(1)) < LONG_STEPS, "session 0 should hold the trainer, mid-run"
-    positions = {}
-    for i, page in enumerate(trainers[1:], 1):
+    note(f"{SHARED + CUSTOM} Train presses -> all show their place (s)", time.monotonic() - t_press)
+    held = match(teacher, HOLDING)
+    assert held and 0 < int(held.group(1)) < LONG_STEPS, "the teacher's run should hold the trainer, mid-run"
+    places = {}
+    for i, page in enumerate(students + customs, 1):
         m = match(page, QUEUED)
         assert m, f"session {i} shows no place in the queue: {status_of(page)}"
         assert m.group(2) == "1", f"session {i}: {m.group(0)}"  # "(1 run(s) training on this server now)"
-        assert page.locator("[data-testid=stProgress]").count() == 0, f"session {i} trains beside session 0"
-        positions[i] = int(m.group(1))
-    assert sorted(positions.values()) == list(range(1, TRAINERS)), positions
+        assert page.locator("[data-testid=stProgress]").count() == 0, f"session {i} trains beside the teacher"
+        places[i] = int(m.group(1))
+    # One run for the 25: every one of them waits at place 1, and all but its starter say they watch it.
+    assert [places[i] for i in range(1, SHARED + 1)] == [1] * SHARED, places
+    watching = [match(page, WATCHING) for page in students]
+    assert watching[0] is None, "the first to press started the run: nothing to join"
+    assert all(watching[1:]), [status_of(p) for p, w in zip(students, watching) if not w][:3]
+    assert max(int(w.group(1)) for w in watching[1:]) == SHARED, [w.group(0) for w in watching[1:]]
+    # The custom runs queue behind it, in the order they were pressed.
+    assert [places[i] for i in range(SHARED + 1, SHARED + CUSTOM + 1)] == list(range(2, CUSTOM + 2)), places
     assert len(watch.workers) == 1, f"exactly one worker should hold the trainer: {watch.workers}"
-    note("places shown by sessions 1..7", " ".join(str(positions[i]) for i in sorted(positions)))
+    note("places shown: default-preset students / custom runs",
+         f"{sorted(set(places[i] for i in range(1, SHARED + 1)))} / "
+         + " ".join(str(places[i]) for i in range(SHARED + 1, SHARED + CUSTOM + 1)))
     cpu0 = server_cpu(url.pid)
-    time.sleep(2)  # seven sessions poll their place every second, session 0 its (paused) charts
+    time.sleep(2)  # 29 sessions poll their place every second, the teacher its (paused) charts
     waiting_cpu = 100 * (server_cpu(url.pid) - cpu0) / 2
     note("server CPU while the line waits (% of one core)", waiting_cpu)
 
     mark("queued")
-    # ---- 3. Three queued students close their tabs: their places are freed at once -------------------------
-    by_position = {p: i for i, p in positions.items()}
-    last = by_position[TRAINERS - 1]
-    gone = [by_position[p] for p in (2, 4, 6)]  # every other place: those behind must close the gaps
+    # ---- 4. Two queued custom students close their tabs: their places are freed at once. The student who
+    # started the shared run closes the tab too: the run stays for the others ---------------------------------
+    gone_customs = [customs[0], customs[2]]  # places 2 and 4: those behind must close the gaps
+    last = customs[-1]
     t0 = time.monotonic()
-    for i in gone:
-        pages[i].close()
-    wait_text(pages[last], pattern("status.queued", position=str(TRAINERS - 1 - CLOSED), running=r"\d+"),
+    for page in gone_customs:
+        page.close()
+    students[0].close()
+    wait_text(last, pattern("status.queued", position=str(CUSTOM + 1 - CLOSED), running=r"\d+"),
               budget.ms(QUEUE_DROP_BOUND_S + HEARTBEAT_TIMEOUT))  # (scaled by budget.ms)
     drop = time.monotonic() - t0
-    note(f"close {CLOSED} queued tabs -> last place {TRAINERS - 1} becomes {TRAINERS - 1 - CLOSED} (s)", drop)
+    note(f"close {CLOSED} queued tabs -> last place {CUSTOM + 1} becomes {CUSTOM + 1 - CLOSED} (s)", drop)
     # The behaviour: closed tabs leave the line (the wait above). How fast is a figure: 2 s on a quiet machine;
     # on a half-speed one, with the server at a full core serving 30 polling tabs, the page showing it took
     # over 100 s once, so only a time no disconnect could explain fails here.
     assert drop < hang_s(QUEUE_DROP_BOUND_S) + HEARTBEAT_TIMEOUT, (f"closed tabs left the queue only after {drop:.1f} s; the server was "
                                        f"busy {waiting_cpu:.0f} % of a core while the line waited")
-    waiting = [i for i in sorted(positions, key=positions.get) if i not in gone]  # in queue order
+    waiting = [customs[1], customs[3]]  # in queue order
     deadline = time.monotonic() + hang_s(90)  # a tab's place can lag its poll by many seconds: 18 s was too short
-    while True:  # the others close their gaps too (each polls its status every second)
-        now = [int(m.group(1)) if m else 0 for m in (match(trainers[i], QUEUED) for i in waiting)]
-        if now == list(range(1, len(waiting) + 1)) or time.monotonic() > deadline:
+    while True:  # the other closes its gap too (each polls its status every second)
+        now = [int(m.group(1)) if m else 0 for m in (match(page, QUEUED) for page in waiting)]
+        if now == [2, 3] or time.monotonic() > deadline:
             break
         time.sleep(0.3)
-    assert now == list(range(1, len(waiting) + 1)), f"places after the closes: {now}"
+    assert now == [2, 3], f"places after the closes: {now}"
+    for i, page in enumerate(students[1:], 2):  # its starter left: the shared run is still at the front
+        m = match(page, QUEUED)
+        assert m and m.group(1) == "1", f"student {i} after the first student left: {status_of(page)}"
 
     mark("closed")
-    # ---- 4. Session 0 stops its run, and queues a new one: the line moves on. Meanwhile, while the queued runs
-    # train, an idle student keeps working ---------------------------------------------------------------------
+    # ---- 5. The teacher stops, and queues a new run: the shared run trains. Meanwhile a watching student moves
+    # between the pages (they use the shared run's models) ------------------------------------------------------
+    watchers, idle = students[1:], students[1]
     cpu0, t_cpu = server_cpu(url.pid), time.monotonic()
-    button(first, "btn.stop").click(timeout=budget.ms(30))
-    wait_text(first, STOPPED, budget.ms(30))
+    button(teacher, "btn.stop").click(timeout=budget.ms(30))
+    wait_text(teacher, STOPPED, budget.ms(30))
     t_stop = time.monotonic()
-    button(first, "btn.train").click(timeout=budget.ms(30))  # its new run goes to the back of the line
-    wait_text(trainers[waiting[0]], f"{TRAINING}|{DONE}", budget.ms(60))
-    note("stop -> the first in line trains (s)", time.monotonic() - t_stop)
-    deadline = time.monotonic() + hang_s(30)
-    while not watch.workers and time.monotonic() < deadline:  # between two runs of the line, for a moment
-        time.sleep(0.1)
+    button(teacher, "btn.train").click(timeout=budget.ms(30))  # its new run goes to the back of the line
+    wait_text(idle, f"{TRAINING}|{LESSON_DONE}", budget.ms(60))
+    note("stop -> the shared run trains (s)", time.monotonic() - t_stop)
     training = [bool(watch.workers)]
     box = idle.get_by_role("spinbutton", name=EN["set.steps"], exact=True)
     t0 = time.monotonic()
@@ -442,34 +473,43 @@ def run_classroom(browser, url, budget: Budget, watch: Watch, note, errors: list
                budget.ms(IDLE_RERUN_BOUND_S + 20))
     to_lab = time.monotonic() - t0
     training.append(bool(watch.workers))
-    note("idle session, while runs train: Steps change rerun (s)", rerun)
-    note("idle session, while runs train: Lab -> Draw page (s)", to_draw)
-    note("idle session, while runs train: Draw -> Lab page (s)", to_lab)
+    note("a watching student, while the shared run trains: Steps change rerun (s)", rerun)
+    note("a watching student, while the shared run trains: Lab -> Draw page (s)", to_draw)
+    note("a watching student, while the shared run trains: Draw -> Lab page (s)", to_lab)
     note("  a worker was training at the start / end", " / ".join("yes" if t else "no" for t in training))
-    assert training[0], "a queued run should have been training when the idle session's checks began"
+    assert training[0], "the shared run should have been training when the idle checks began"
     for name, seconds in (("Steps rerun", rerun), ("page switch", to_draw), ("page switch back", to_lab)):
-        assert seconds < hang_s(IDLE_RERUN_BOUND_S), f"the idle session's {name} took {seconds:.1f} s while runs trained"
+        assert seconds < hang_s(IDLE_RERUN_BOUND_S), f"the watching student's {name} took {seconds:.1f} s"
 
     mark("checked")
-    # ---- 5. Every queued run trains to its end, one after the other; then session 0's new run starts ---------
-    for i in waiting:
-        wait_text(trainers[i], DONE, budget.ms(120))
-    note(f"stop -> the {len(waiting)} queued runs all done (s)", time.monotonic() - t_stop)
+    # ---- 6. Every default-preset student sees the one run finish; then the custom runs train in order ----------
+    for page in watchers:
+        wait_text(page, LESSON_DONE, budget.ms(300))
+    all_done = time.monotonic()
+    run_s = float(match(watchers[0], LESSON_DONE).group(1))  # the run's own training time, from its status
+    note(f"the shared run ({LESSON_STEPS} steps of the default preset): its own time (s)", run_s)
+    note(f"stop -> all {len(watchers)} remaining default-preset students see it done (s)", all_done - t_stop)
+    note("first Train press -> all of them see it done (s)", all_done - t_press)
+    note(f"without sharing: {SHARED} such runs one after another (computed, s)", SHARED * run_s)
+    for page in waiting:
+        wait_text(page, DONE, budget.ms(120))
+    note(f"the {len(waiting)} custom runs: Train press -> done, after the shared run (s)", time.monotonic() - t_press)
     cpu = 100 * (server_cpu(url.pid) - cpu0) / (time.monotonic() - t_cpu)
     note("server CPU while runs trained (% of one core)", cpu)
-    wait_text(first, TRAINING, budget.ms(60))
+    wait_text(teacher, TRAINING, budget.ms(60))
     note("training workers alive at once, max", str(watch.max_workers))
     assert watch.max_workers == 1, f"{watch.max_workers} workers trained at once with RESNET_LAB_WORKERS=1"
-    assert_no_exceptions([page for i, page in enumerate(pages) if i not in gone])
+    closed = set(map(id, gone_customs)) | {id(students[0])}
+    assert_no_exceptions([page for page in pages if id(page) not in closed])
 
     mark("done")
-    # ---- 6. Everybody leaves while session 0's run trains: no worker is left behind -------------------------
-    assert watch.workers, "session 0's run should be training when the tabs close"
+    # ---- 7. Everybody leaves while the teacher's run trains: no worker is left behind ------------------------
+    assert watch.workers, "the teacher's run should be training when the tabs close"
     t0 = time.monotonic()
-    for i, page in enumerate(pages):
-        if i not in gone and i != 0:
+    for page in pages[1:]:
+        if id(page) not in closed:
             page.close()
-    pages[0].close()  # the training tab last: its worker must go with it
+    teacher.close()  # the training tab last: its worker must go with it
     closed_at = time.monotonic()
     note("close all tabs (s)", closed_at - t0)
     while training_workers(url.pid) and time.monotonic() - closed_at < hang_s(WORKERS_GONE_BOUND_S) + 5:

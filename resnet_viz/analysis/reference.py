@@ -3,6 +3,7 @@ the default settings): read here as plain numbers, so the Experiments page shows
 import csv
 import dataclasses
 import json
+import threading
 from functools import cache
 
 import numpy as np
@@ -76,3 +77,24 @@ def lessons() -> dict:
     for entry in data["presets"].values():
         entry["seeds"] = {int(seed): runs for seed, runs in entry["seeds"].items()}
     return data
+
+
+def models_path():
+    return REFERENCE / "models.zip"
+
+
+_MODELS_LOCK = threading.Lock()
+
+
+def reference_job():
+    """The default lesson's four nets trained REFERENCE_STEPS steps (a saved run, float16 weights): what the
+    Draw, Errors and Gradients pages and `predict` use before anyone trained. One finished Job per process,
+    read-only: every session shares it."""
+    with _MODELS_LOCK:
+        if not hasattr(reference_job, "job"):
+            from ..runfile import (
+                read_run,  # torch: only when the reference models are first needed
+            )
+            from ..training.engine import Job
+            reference_job.job = Job.reopen(read_run(models_path().read_bytes()))
+        return reference_job.job

@@ -9,6 +9,7 @@ The worker is a separate process so that the web server's own Python work cannot
 writes its measurements into shared memory, and `snapshot()` hands the UI plain numpy copies of them.
 """
 import atexit
+import itertools
 import multiprocessing
 import multiprocessing.spawn
 import os
@@ -26,6 +27,7 @@ from ..i18n import LabError, tr
 from ..metrics import SERIES
 from ..models import count_params, layer_table
 from . import device
+from .memory import check_memory
 from .trainer import (
     Control,
     Record,
@@ -92,6 +94,7 @@ class WorkerQueue:
 
 QUEUE = WorkerQueue(max_workers())
 _LIVE_JOBS: "weakref.WeakSet[Job]" = weakref.WeakSet()
+_JOB_IDS = itertools.count(1)
 _BUILD_LOCK = threading.Lock()  # in-process builds draw from torch's global RNG; they must not interleave
 
 
@@ -258,10 +261,13 @@ class Job:
         self.sourced = frozenset(i for i, m in enumerate(models) if m.transfer != "none") if _weights_given \
             else frozenset(lenders)
         self.models = check_run(models, train, self.sourced)
+        if not _weights_given:  # a run too big for this server's memory is refused before anything starts
+            check_memory(self.models, train)
         self._pretrain_total = len(pretraining(self.models, self.sourced)) * train.pretrain_steps
         device.resolve(train.device)  # a missing GPU is the user's message now, not the worker's crash later
         self.train = train
         self.dataset = dataset
+        self.uid = next(_JOB_IDS)  # unique for the server's life (an id() is reused once a job is gone)
         self.heartbeat_timeout = heartbeat_timeout  # stop when nobody called touch() for this long
         self.heartbeat = time.monotonic()
         self._queue = queue

@@ -10,8 +10,8 @@ from ..data.datasets import info
 from ..data.preprocess import MAX_UPLOAD_BYTES, prepare, read_upload
 from ..i18n import LabError
 from ..plots import inside as inside_plots
-from .nav import link_to_lab
-from .session import job_holder, live_interval, rerun_when_finished
+from .nav import models_note
+from .session import live_interval, models_job, rerun_when_finished
 from .text import lang, t
 
 CANVAS = 280  # px; the stroke is ~2 px after scaling to MNIST's 20 px box, like MNIST's pens
@@ -42,7 +42,8 @@ def choose_input(dataset: str) -> np.ndarray | None:
         return test.test_images[int(index)]
     if source == "upload":
         file = st.file_uploader(t("draw.upload"), type=["png", "jpg", "jpeg"], key="draw_upload",
-                                help=t("draw.upload_help", mb=MAX_UPLOAD_BYTES // 2**20))
+                                help=t("draw.upload_help", mb=MAX_UPLOAD_BYTES // 2**20),
+                                max_upload_size=MAX_UPLOAD_BYTES // 2**20)  # the browser refuses a bigger one
         if file is None:
             return None
         try:
@@ -77,9 +78,9 @@ def show_steps(prepared) -> None:
 
 def predictions() -> None:
     """Every model's class probabilities for the prepared digit, with the weights of this very moment."""
-    job = job_holder().job
+    job, _ = models_job()
     digit = st.session_state.get("_draw_digit")
-    if job is None or digit is None:
+    if digit is None:
         return
     job.touch()
     snap = job.snapshot()
@@ -151,11 +152,8 @@ def feature_maps(job, digit: np.ndarray) -> None:
 
 def page() -> None:
     st.title(t("draw.title"))
-    job = job_holder().job
-    if job is None:
-        st.info(t("draw.no_models"))
-        link_to_lab()
-        return
+    job, reference = models_job()
+    models_note(job, reference)
     left, right = st.columns([1, 1.25], gap="large")
     with left:
         image = choose_input(job.dataset)

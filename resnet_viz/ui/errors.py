@@ -6,8 +6,8 @@ from ..analysis.inference import evaluate
 from ..data.arrays import digits
 from ..i18n import LabError
 from ..plots import inside as inside_plots
-from .nav import link_to_lab
-from .session import job_holder
+from .nav import link_to_lab, models_note
+from .session import models_job
 from .text import lang, t
 
 PAGE = 40  # wrong digits shown at a time
@@ -30,12 +30,13 @@ def evaluated(job, step: int) -> list:
 
 def page() -> None:
     st.title(t("errors.title"))
-    job = job_holder().job
-    snap = job.snapshot() if job else None
-    if snap is None or snap.step == 0:
+    job, reference = models_job()
+    snap = job.snapshot()
+    if snap.step == 0:  # this session's run has not taken its first step
         st.info(t("errors.no_models"))
         link_to_lab()
         return
+    models_note(job, reference)
     job.touch()
     # The evaluation stays at the step it was made until the user asks for the newer weights.
     owner, shown = st.session_state.get("_errors_step", (None, 0))

@@ -20,10 +20,10 @@ from ..training.tasks import Task
 from .link import classroom
 from .session import (
     HEARTBEAT_TIMEOUT,
-    job_holder,
     live_interval,
     rerun_when_finished,
     task_holder,
+    viewed_job,
 )
 from .text import t
 
@@ -41,7 +41,7 @@ def _reference(load):
 
 
 def _trained_job():
-    job = job_holder().job
+    job = viewed_job()  # this session's run, or the one it follows
     return job if job is not None and job.snapshot().step > 0 else None
 
 

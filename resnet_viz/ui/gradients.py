@@ -3,8 +3,8 @@ import streamlit as st
 
 from ..plots import inside as inside_plots
 from ..plots import run as plots
-from .nav import link_to_lab
-from .session import job_holder, live_interval, rerun_when_finished
+from .nav import link_to_lab, models_note
+from .session import live_interval, models_job, rerun_when_finished
 from .text import t
 
 
@@ -13,7 +13,7 @@ def default_steps(n: int) -> list[int]:
 
 
 def charts() -> None:
-    job = job_holder().job
+    job, _ = models_job()
     job.touch()
     snap = job.snapshot()
     views = snap.models
@@ -39,10 +39,11 @@ def charts() -> None:
 
 def page() -> None:
     st.title(t("grad.title"))
-    job = job_holder().job
-    if job is None or job.snapshot().step == 0:
+    job, reference = models_job()
+    if job.snapshot().step == 0:  # this session's run has not taken its first step
         st.info(t("grad.no_models"))
         link_to_lab()
         return
+    models_note(job, reference)
     st.markdown(t("grad.intro"))
     st.fragment(charts, run_every=live_interval(job))()

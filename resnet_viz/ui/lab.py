@@ -4,6 +4,7 @@ The engine (and with it torch, ~2 s to import) is imported when first needed, so
 once while a background thread warms the workers up (session.workers_warmed_up).
 """
 from dataclasses import fields
+from functools import partial
 
 import streamlit as st
 
@@ -31,13 +32,24 @@ from ..config import (
     spec_from_dict,
 )
 from ..data.datasets import DATASETS
+from ..i18n import tr
 from ..plots.diagram import architecture_dot
 from ..summary import records, si
+from ..training.sharing import RUNS, run_key
 from . import link
 from .dataset import dataset_picker
 from .link import CLASSROOM_MAX_STEPS
 from .saving import save_and_share
-from .session import HEARTBEAT_TIMEOUT, job_holder, workers_warmed_up
+from .session import (
+    HEARTBEAT_TIMEOUT,
+    STATUS_REFRESHES_PER_SECOND,
+    followed_slot,
+    following,
+    job_holder,
+    live_interval,
+    viewed_job,
+    workers_warmed_up,
+)
 from .text import lang, t
 
 # One column per ModelSpec field, in the spec's order, the name first.
@@ -236,33 +248,63 @@ def controls(holder, specs, train, problems, dataset: str = "mnist-5k", lender=N
     snap = job.snapshot() if job else None
     busy = snap is not None and not snap.finished
     paused = snap is not None and snap.pause_requested
+    # Pause and Step would change a run other sessions watch: they need a private copy (offered below).
+    shared = job is not None and RUNS.shared(job)
     c_train, c_pause, c_step, c_stop = st.columns(4)
     if c_train.button(t("btn.train"), icon=":material/play_arrow:", type="primary", width="stretch",
                       disabled=busy or bool(problems),
                       help=t("btn.train_help") if not busy else t("btn.train_busy")):
-        from ..training.engine import Job
-        try:
-            job = Job(specs, train, dataset=dataset, heartbeat_timeout=HEARTBEAT_TIMEOUT, start_from=lender).start()
-        except LabError as e:  # a GPU this server lacks, a damaged dataset: say so, keep the current run
-            st.error(e.text(lang()))
-            return
-        holder.replace(job)
-        st.rerun()
+        start_run(holder, specs, train, dataset, lender)
     if paused:
         if c_pause.button(t("btn.resume"), icon=":material/play_arrow:", width="stretch"):
             job.resume()
             st.rerun()
-    elif c_pause.button(t("btn.pause"), icon=":material/pause:", disabled=not busy, width="stretch"):
+    elif c_pause.button(t("btn.pause"), icon=":material/pause:", disabled=not busy or shared, width="stretch",
+                        help=t("btn.shared_help") if shared else None):
         job.pause()
         st.rerun()
-    if c_step.button(t("btn.step"), icon=":material/skip_next:", disabled=not busy, width="stretch",
-                     help=t("btn.step_help")):
+    if c_step.button(t("btn.step"), icon=":material/skip_next:", disabled=not busy or shared, width="stretch",
+                     help=t("btn.shared_help") if shared else t("btn.step_help")):
         job.step(1)
         st.rerun()
-    if c_stop.button(t("btn.stop"), icon=":material/stop:", disabled=not busy, width="stretch"):
+    if shared:  # Stop would end it for everybody: this session leaves it instead
+        if c_stop.button(t("btn.leave"), icon=":material/logout:", width="stretch", help=t("btn.leave_help")):
+            holder.replace(None)
+            st.rerun()
+    elif c_stop.button(t("btn.stop"), icon=":material/stop:", disabled=not busy, width="stretch"):
         job.stop()
         job.join(5)
         st.rerun()
+    if job is not None and st.session_state.get("_joined") == id(job):
+        sharing_note(holder, job, snap)
+
+
+def start_run(holder, specs, train, dataset: str, lender=None, private: bool = False) -> None:
+    """Train these models, or join the run with identical settings that this server already has (queued,
+    training or done): one run for a class pressing Train on the same preset. A run that starts from this
+    session's weights (transfer from the run) is always its own."""
+    from ..training.engine import Job
+    try:
+        key = None if private or lender is not None else run_key(specs, train, dataset)
+
+        def new_job():
+            return Job(specs, train, dataset=dataset, heartbeat_timeout=HEARTBEAT_TIMEOUT,
+                       start_from=lender).start()
+        job, joined = RUNS.find_or_start(key, new_job, holder) if key else (new_job(), False)
+    except LabError as e:  # too big for the server, a GPU it lacks, a damaged dataset: say so, keep the run
+        st.error(e.text(lang()))
+        return
+    holder.replace(job)
+    st.session_state["_joined"] = id(job) if joined else None
+    st.rerun()
+
+
+def sharing_note(holder, job, snap) -> None:
+    """This session joined a run another one started: say so, and offer a private copy."""
+    key = "sharing.watching_done" if snap.finished else "sharing.watching"
+    st.info(t(key, n=RUNS.watchers(job)), icon=":material/groups:")
+    if st.button(t("sharing.private"), icon=":material/content_copy:", help=t("sharing.private_help")):
+        start_run(holder, list(job.models), job.train, job.dataset, private=True)
 
 
 def status_line(snap, dataset: str = "mnist-5k") -> None:
@@ -292,11 +334,22 @@ CHART_KEYS = {"loss": "loss_chart", "accuracy": "acc_chart", "grad_norms": "grad
               "grad_first_last": "grad_ratio_chart", "alpha_beta": "scale_chart", "residual_ratio": "ratio_chart"}
 
 
-def live_panel() -> None:
-    holder = job_holder()
-    job = holder.job
+def live(job) -> None:
+    """The run's status line, polled every second or two while the run can change, and its charts, polled
+    less often the more sessions view the run (a status line costs the server and the browser little, five
+    charts a lot: session.live_interval)."""
     if job is None:
         st.info(t("lab.empty"))
+        return
+    st.fragment(live_status, run_every=live_interval(job, 1.0, 2.0, STATUS_REFRESHES_PER_SECOND))()
+    interval = live_interval(job, running=1.0, paused=2.0)
+    st.session_state["_live_interval"] = interval
+    st.fragment(live_panel, run_every=interval)()
+
+
+def live_status() -> None:
+    job = viewed_job()  # this session's run, or the one it follows
+    if job is None:
         return
     job.touch()
     snap = job.snapshot()
@@ -304,42 +357,61 @@ def live_panel() -> None:
     opened = st.session_state.get("_opened")
     if opened and opened[0] == id(job):
         st.caption(t("save.opened", name=opened[1]))
-    views = snap.models
-    if snap.step == 0:
-        if snap.state in ("running", "paused"):  # queued or stopped early: the status line says it all
-            st.caption(t("lab.waiting_first_step"))
-    else:
-        from ..plots import run as plots  # plotly: only once there is something to draw
-        # While training, static charts: no hover layers to rebuild every second, so the browser leaves the
-        # CPU to the model; once the run ends they become interactive (hover, zoom).
-        figures = plots.lab_figures(views, t, log_y=st.session_state.get("log_y", True),
-                                    smoothing=st.session_state.get("smoothing", 0.6))
-
-        def chart(name, container=st):
-            # The camera button saves a PNG of the chart once the run has ended (static while training).
-            config = {"displaylogo": False, "staticPlot": not snap.finished,
-                      "toImageButtonOptions": {"format": "png", "filename": f"resnet-lab-{name}", "scale": 2}}
-            container.plotly_chart(figures[name], key=CHART_KEYS[name], config=config)
-
-        c1, c2 = st.columns([1, 1])
-        chart("loss", c1)
-        chart("accuracy", c2)
-        chart("grad_norms")
-        st.caption(t("lab.grad_caption"))
-        chart("grad_first_last")
-        if "alpha_beta" in figures:
-            chart("alpha_beta")
-        if "residual_ratio" in figures:
-            chart("residual_ratio")
-            st.caption(t("lab.ratio_caption"))
-        st.subheader(t("lab.summary"))
-        st.dataframe(plots.summary_rows(views, t), hide_index=True, width="stretch")
-    # The fragment polls only while something can change; once the run ends, one full rerun refreshes the
-    # buttons and stops the polling.
+    if snap.step == 0 and snap.state in ("running", "paused"):  # queued or stopped early: the line says it all
+        st.caption(t("lab.waiting_first_step"))
+    # The status polls only while something can change; once the run ends, one full rerun refreshes the
+    # buttons and the charts and stops the polling. So does a change in how often the charts should poll
+    # (students joined or left).
     was_busy = st.session_state.get("_was_busy", False)
     st.session_state["_was_busy"] = not snap.finished
-    if was_busy and snap.finished:
+    shown = st.session_state.get("_live_interval")
+    wanted = live_interval(job, running=1.0, paused=2.0)
+    if (was_busy and snap.finished) or (shown and wanted and not 0.67 < wanted / shown < 1.5):
         st.rerun()
+
+
+def live_panel() -> None:
+    job = viewed_job()
+    if job is None:
+        return
+    snap = job.snapshot()
+    views = snap.models
+    if snap.step == 0:
+        return
+    from ..plots import run as plots  # plotly: only once there is something to draw
+    # While training, static charts: no hover layers to rebuild every second, so the browser leaves the
+    # CPU to the model; once the run ends they become interactive (hover, zoom).
+    figures = _figures(job.uid, snap.step, snap.state, int(views[0].test_acc.size), lang(),
+                       st.session_state.get("log_y", True), st.session_state.get("smoothing", 0.6), views)
+
+    def chart(name, container=st):
+        # The camera button saves a PNG of the chart once the run has ended (static while training).
+        config = {"displaylogo": False, "staticPlot": not snap.finished,
+                  "toImageButtonOptions": {"format": "png", "filename": f"resnet-lab-{name}", "scale": 2}}
+        container.plotly_chart(figures[name], key=CHART_KEYS[name], config=config)
+
+    c1, c2 = st.columns([1, 1])
+    chart("loss", c1)
+    chart("accuracy", c2)
+    chart("grad_norms")
+    st.caption(t("lab.grad_caption"))
+    chart("grad_first_last")
+    if "alpha_beta" in figures:
+        chart("alpha_beta")
+    if "residual_ratio" in figures:
+        chart("residual_ratio")
+        st.caption(t("lab.ratio_caption"))
+    st.subheader(t("lab.summary"))
+    st.dataframe(plots.summary_rows(views, t), hide_index=True, width="stretch")
+
+
+@st.cache_resource(max_entries=64, show_spinner=False)
+def _figures(job_uid: int, step: int, state: str, evaluations: int, language: str, log_y: bool, smoothing: float,
+             _views) -> dict:
+    """The Lab's charts of one run at one step, built once for every session that shows them: 25 students
+    watching one shared run would otherwise each build the same five figures every second."""
+    from ..plots import run as plots
+    return plots.lab_figures(_views, partial(tr, language), log_y=log_y, smoothing=smoothing)
 
 
 def architecture(specs: list[ModelSpec]) -> None:
@@ -380,8 +452,56 @@ def chart_options() -> None:
     c2.slider(t("lab.smoothing"), 0.0, 0.95, 0.6, 0.05, key="smoothing", help=t("lab.smoothing_help"))
 
 
+def class_code(holder) -> None:
+    """Follow the teacher: a short code for this session's runs, large in classroom mode (the projector)."""
+    code = st.session_state.get("_class_code")
+    if code is None or RUNS.followed(code) is not holder:
+        if st.button(t("follow.publish"), icon=":material/co_present:", help=t("follow.publish_help")):
+            st.session_state["_class_code"] = RUNS.publish(holder)
+            st.rerun()
+        return
+    st.markdown(("## " if link.classroom() else "#### ") + t("follow.code", code=code))
+    st.caption(t("follow.link", url=link.follow_url(code)))
+
+
+def follow_page() -> None:
+    """A session that follows a code: the followed session's run, live and read-only, and nothing to set."""
+    code = following()
+    slot, job = followed_slot(), viewed_job()
+    st.title(t("lab.title"))
+    st.query_params.from_dict({"follow": code})  # the address bar is the link to this view
+    note, leave = st.columns([4, 1], vertical_alignment="center")
+    if job is None and slot is None:
+        note.warning(t("follow.unknown", code=code))
+    else:
+        note.info(t("follow.following", code=code))
+    if leave.button(t("follow.stop"), icon=":material/close:", width="stretch"):
+        link.stop_following()
+        st.rerun()
+    if slot is None and job is not None:
+        st.caption(t("follow.ended"))
+    elif slot is not None and job is None:
+        st.info(t("follow.waiting"))
+    st.session_state["_follow_shown"] = id(slot.job) if slot is not None and slot.job is not None else None
+    st.fragment(_follow_watch, run_every=3.0)()
+    if job is None:
+        return
+    chart_options()
+    live(job)
+
+
+def _follow_watch() -> None:
+    """Polls the followed session: a new run there (or its end) redraws the page."""
+    slot = followed_slot()
+    now = id(slot.job) if slot is not None and slot.job is not None else None
+    if now != st.session_state.get("_follow_shown") or (slot is None and st.session_state.get("_follow_shown")):
+        st.rerun()
+
+
 def page() -> None:
     workers_warmed_up()
+    if following():
+        return follow_page()
     holder = job_holder()
     snap = holder.job.snapshot() if holder.job else None
     fresh = snap is None  # before the first run the page explains; afterwards the charts get the space
@@ -423,6 +543,6 @@ def page() -> None:
     controls(holder, specs, train, problems, dataset, lender if lent else None)
     share_url = link.write(preset, train, specs if not model_problems else None, dataset)
     save_and_share(holder, share_url)
+    class_code(holder)
     chart_options()
-    interval = None if snap is None or snap.finished else (1.0 if snap.active else 2.0)
-    st.fragment(live_panel, run_every=interval)()
+    live(holder.job)

@@ -11,6 +11,8 @@ import streamlit as st
 
 from ..data.datasets import DATASETS
 from ..share import Shared, from_params, to_params
+from ..training.sharing import normal_code
+from .session import follow, following
 from .text import t
 
 CLASSROOM_ENV = "RESNET_LAB_CLASSROOM"  # "1": every session is in classroom mode, and cannot leave it
@@ -28,6 +30,8 @@ def read_once() -> None:
         st.session_state["lang"] = shared.lang
     if shared.classroom is not None:
         st.session_state["classroom"] = shared.classroom
+    if st.query_params.get("follow"):
+        follow(normal_code(st.query_params.get("follow"))[:16])
 
 
 def shared() -> Shared:
@@ -61,3 +65,25 @@ def write(preset: str, train, models, dataset: str = "mnist-5k") -> str:
     st.query_params.from_dict(params)  # replaces the URL in place: no rerun, no new history entry
     base = (st.context.url or "").rstrip("/")
     return f"{base}/?{urlencode(params, doseq=True, safe=':,')}"
+
+
+def follow_box() -> None:
+    """The sidebar's box for a teacher's code: typing one follows that run, clearing it stops."""
+    version = st.session_state.get("_follow_box", 0)
+    code = st.sidebar.text_input(t("follow.box"), value=following() or "", max_chars=8, placeholder="K7QM",
+                                 help=t("follow.box_help"), key=f"follow_box_{version}")
+    code = normal_code(code)
+    if code != (following() or ""):
+        follow(code)
+        st.rerun()
+
+
+def stop_following() -> None:
+    follow(None)
+    st.session_state["_follow_box"] = st.session_state.get("_follow_box", 0) + 1  # an empty box
+    st.query_params.clear()
+
+
+def follow_url(code: str) -> str:
+    base = (st.context.url or "").split("?")[0].rstrip("/")
+    return f"{base}/?follow={code}"

@@ -23,5 +23,14 @@ def pages() -> list:
             for name, icon in PAGES]
 
 
+def models_note(job, reference: bool) -> None:
+    """Above a page drawn with the bundled reference models: what they are, and how to get one's own."""
+    if reference:
+        t0 = job.train
+        st.info(t("ref.models", names=", ".join(m.name for m in job.models), steps=t0.steps, lr=t0.lr,
+                  batch=t0.batch_size, seed=t0.seed), icon=":material/inventory_2:")
+        link_to_lab()
+
+
 def link_to_lab() -> None:
     st.page_link(pages()[0], label=t("nav.go_lab"), icon=":material/science:")

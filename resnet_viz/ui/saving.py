@@ -7,7 +7,7 @@ from functools import partial
 
 import streamlit as st
 
-from ..config import DEFAULT_PRESET
+from ..config import DEFAULT_PRESET, MAX_RUN_BYTES
 from ..i18n import LabError, tr
 from ..share import Shared
 from .text import lang, t
@@ -33,7 +33,7 @@ def save_and_share(holder, share_url: str) -> None:
         else:
             version = st.session_state.get("_open_version", 0)
             upload = st.file_uploader(t("save.open_label"), type=["zip"], key=f"open_run_{version}",
-                                      help=t("save.open_help"))
+                                      help=t("save.open_help"), max_upload_size=MAX_RUN_BYTES // 2**20)
             if upload is not None:
                 _open(holder, upload)
     with c_share.popover(t("share.button"), icon=":material/share:", width="stretch"):

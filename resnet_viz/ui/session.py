@@ -9,6 +9,8 @@ import time
 
 import streamlit as st
 
+from ..training.sharing import RUNS
+
 HEARTBEAT_TIMEOUT = 90.0  # s; browsers throttle background tabs' timers to about once a minute
 # Importing torch (here and in the fork server) takes ~2 s of both cores; done while the first page renders
 # it made the page appear in 7 s instead of 4. Wait until the page is up (a Train pressed sooner imports it).
@@ -16,17 +18,21 @@ WARM_UP_DELAY = 3.0  # s
 
 
 class JobHolder:
+    """A session's slot for its run. A run several sessions watch (training/sharing.py) is stopped only when
+    its last watcher leaves; a private one when its session replaces it or leaves."""
+
     def __init__(self):
         self.job = None
 
     def replace(self, job) -> None:
-        if self.job is not None:
-            self.job.stop()
+        if self.job is not None and self.job is not job:
+            RUNS.leave(self.job, self)
         self.job = job
 
     def release(self) -> None:
+        RUNS.unpublish(self)
         if self.job is not None:
-            self.job.stop()
+            RUNS.leave(self.job, self)
 
 
 class ReleaseGuard:
@@ -79,12 +85,24 @@ def workers_warmed_up() -> bool:
     return True
 
 
-def live_interval(job, running: float = 2.0, paused: float = 4.0) -> float | None:
-    """How often a live view of `job` should refresh: never once it has finished."""
+# Live charts of one run that the server redraws per second, all its viewers together: a Streamlit server runs
+# every session's script on one core (the GIL), so 25 students watching a shared run each refreshed every
+# second would queue up behind each other, and their charts would stand still (seen in tests/test_load.py).
+LIVE_REFRESHES_PER_SECOND = 2
+# A status line is cheap (one progress bar), so every viewer's refreshes far more often than its charts.
+STATUS_REFRESHES_PER_SECOND = 10
+
+
+def live_interval(job, running: float = 2.0, paused: float = 4.0,
+                  per_second: float = LIVE_REFRESHES_PER_SECOND) -> float | None:
+    """How often a live view of `job` should refresh: never once it has finished; less often the more sessions
+    view it (watchers and followers): `per_second` refreshes for all of them together."""
     if job is None:
         return None
     snap = job.snapshot()
-    return None if snap.finished else (running if snap.active else paused)
+    if snap.finished:
+        return None
+    return max(running if snap.active else paused, RUNS.viewers(job) / per_second)
 
 
 def rerun_when_finished(job, key: str) -> None:
@@ -94,3 +112,47 @@ def rerun_when_finished(job, key: str) -> None:
     st.session_state[key] = not finished
     if was_busy and finished:
         st.rerun()
+
+
+# ---- what the pages show: this session's run, the run it follows, or the reference models -----------------
+
+def following() -> str | None:
+    """The code of the run this session follows (a link's ?follow=CODE, or typed in the sidebar), or None."""
+    return st.session_state.get("_follow") or None
+
+
+def follow(code: str | None) -> None:
+    st.session_state["_follow"] = code or None
+    st.session_state.pop("_follow_job", None)
+
+
+def followed_slot():
+    code = following()
+    return RUNS.followed(code) if code else None
+
+
+def viewed_job():
+    """The run this session's pages show: its own, or, while it follows a code, the run the code's session
+    holds now (the last one it showed once that session has ended)."""
+    if not following():
+        return job_holder().job
+    slot = followed_slot()
+    if slot is not None and slot.job is not None:
+        st.session_state["_follow_job"] = slot.job
+        RUNS.follow(following(), job_holder())  # counted among the run's viewers (live_interval)
+    return st.session_state.get("_follow_job")
+
+
+@st.cache_resource(show_spinner=False)
+def _reference_job():
+    from ..analysis.reference import (
+        reference_job,  # torch: when a page first needs the models
+    )
+    return reference_job()
+
+
+def models_job():
+    """(job, is_reference): the models Draw, Errors and Gradients use. Before this session has a run, the
+    bundled reference models (the default lesson's four nets), shared by every session, read-only."""
+    job = viewed_job()
+    return (job, False) if job is not None else (_reference_job(), True)
