@@ -226,8 +226,10 @@ def test_a_job_nobody_watches_stops_itself_and_a_watched_one_goes_on(jobs):
     watched, forgotten = long_job(queue, heartbeat_timeout=1.0), long_job(queue, heartbeat_timeout=1.0)
     jobs.extend([watched.start(), forgotten.start()])
     wait_for(forgotten, lambda s: s.queue_position == 1)
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < 3:
+    # Watched all along, until the forgotten one has left and the watched one has trained (its worker may take
+    # many seconds to start on a busy machine: a hang guard, not a budget).
+    deadline = time.monotonic() + hang_s(60)
+    while not (forgotten.snapshot().finished and watched.snapshot().step >= 1) and time.monotonic() < deadline:
         watched.touch()
         time.sleep(0.1)
     assert forgotten.join(hang_s(5)), "a queued job nobody watches leaves the queue"

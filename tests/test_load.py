@@ -385,8 +385,8 @@ def run_classroom(browser, url, budget: Budget, watch: Watch, note, errors: list
     t_press = time.monotonic()
     for page in students + customs:
         button(page, "btn.train").click(timeout=budget.ms(30))
-    for page in students + customs:
-        wait_text(page, QUEUED, budget.ms(60))
+    for page in students + customs:  # 29 presses, each two full reruns on the server's one script core: 60-70 s
+        wait_text(page, QUEUED, budget.ms(240))  # seen on a half-speed machine; this is a hang guard
     note(f"{SHARED + CUSTOM} Train presses -> all show their place (s)", time.monotonic() - t_press)
     held = match(teacher, HOLDING)
     assert held and 0 < int(held.group(1)) < LONG_STEPS, "the teacher's run should hold the trainer, mid-run"
@@ -445,41 +445,42 @@ def run_classroom(browser, url, budget: Budget, watch: Watch, note, errors: list
         assert m and m.group(1) == "1", f"student {i} after the first student left: {status_of(page)}"
 
     mark("closed")
-    # ---- 5. The teacher stops, and queues a new run: the shared run trains. Meanwhile a watching student moves
-    # between the pages (they use the shared run's models) ------------------------------------------------------
-    watchers, idle = students[1:], students[1]
+    # ---- 5. The teacher stops, and queues a new run: the shared run trains. Meanwhile a student waiting in
+    # line keeps working: changes a setting, goes to Draw and back --------------------------------------------
+    watchers, idle = students[1:], customs[1]
     cpu0, t_cpu = server_cpu(url.pid), time.monotonic()
     button(teacher, "btn.stop").click(timeout=budget.ms(30))
-    wait_text(teacher, STOPPED, budget.ms(30))
+    wait_text(teacher, STOPPED, budget.ms(120))  # behind the watchers' reruns as the shared run starts
     t_stop = time.monotonic()
     button(teacher, "btn.train").click(timeout=budget.ms(30))  # its new run goes to the back of the line
-    wait_text(idle, f"{TRAINING}|{LESSON_DONE}", budget.ms(60))
+    wait_text(watchers[0], f"{TRAINING}|{LESSON_DONE}", budget.ms(120))
     note("stop -> the shared run trains (s)", time.monotonic() - t_stop)
     training = [bool(watch.workers)]
     box = idle.get_by_role("spinbutton", name=EN["set.steps"], exact=True)
     t0 = time.monotonic()
-    box.fill("50", timeout=budget.ms(30))
-    box.press("Enter", timeout=budget.ms(30))
+    # (24 tabs of this one browser redraw the shared run's charts meanwhile: its input waits its turn)
+    box.fill("50", timeout=budget.ms(120))
+    box.press("Enter", timeout=budget.ms(120))
     wait_rerun(idle, "location.search.includes('steps=50')", budget.ms(IDLE_RERUN_BOUND_S + 20))
     rerun = time.monotonic() - t0
     t0 = time.monotonic()
-    idle.get_by_role("link", name=EN["nav.draw"], exact=True).click(timeout=budget.ms(30))
+    idle.get_by_role("link", name=EN["nav.draw"], exact=True).click(timeout=budget.ms(60))
     wait_rerun(idle, f"document.querySelector('h1')?.innerText === {json.dumps(EN['draw.title'])}",
                budget.ms(IDLE_RERUN_BOUND_S + 20))
     to_draw = time.monotonic() - t0
     t0 = time.monotonic()
-    idle.get_by_role("link", name=EN["nav.lab"], exact=True).click(timeout=budget.ms(30))
+    idle.get_by_role("link", name=EN["nav.lab"], exact=True).click(timeout=budget.ms(60))
     wait_rerun(idle, f"document.querySelector('h1')?.innerText === {json.dumps(EN['lab.title'])}",
                budget.ms(IDLE_RERUN_BOUND_S + 20))
     to_lab = time.monotonic() - t0
     training.append(bool(watch.workers))
-    note("a watching student, while the shared run trains: Steps change rerun (s)", rerun)
-    note("a watching student, while the shared run trains: Lab -> Draw page (s)", to_draw)
-    note("a watching student, while the shared run trains: Draw -> Lab page (s)", to_lab)
+    note("a student in line, while the shared run trains: Steps change rerun (s)", rerun)
+    note("a student in line, while the shared run trains: Lab -> Draw page (s)", to_draw)
+    note("a student in line, while the shared run trains: Draw -> Lab page (s)", to_lab)
     note("  a worker was training at the start / end", " / ".join("yes" if t else "no" for t in training))
     assert training[0], "the shared run should have been training when the idle checks began"
     for name, seconds in (("Steps rerun", rerun), ("page switch", to_draw), ("page switch back", to_lab)):
-        assert seconds < hang_s(IDLE_RERUN_BOUND_S), f"the watching student's {name} took {seconds:.1f} s"
+        assert seconds < hang_s(IDLE_RERUN_BOUND_S), f"the student in line's {name} took {seconds:.1f} s"
 
     mark("checked")
     # ---- 6. Every default-preset student sees the one run finish; then the custom runs train in order ----------

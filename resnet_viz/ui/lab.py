@@ -341,10 +341,13 @@ def live(job) -> None:
     if job is None:
         st.info(t("lab.empty"))
         return
+    snap = job.snapshot()
+    # No charts before the first step: the status line asks for one full rerun then, which sets the charts'
+    # interval from the viewers the run has by then (a fragment's interval is fixed when it is drawn). Set
+    # before the status line runs: in this very run it must not ask again.
+    st.session_state["_charts_wait"] = snap.step == 0 and not snap.finished
     st.fragment(live_status, run_every=live_interval(job, 1.0, 2.0, STATUS_REFRESHES_PER_SECOND))()
-    interval = live_interval(job, running=1.0, paused=2.0)
-    st.session_state["_live_interval"] = interval
-    st.fragment(live_panel, run_every=interval)()
+    st.fragment(live_panel, run_every=live_interval(job, 1.0, 2.0) if snap.step else None)()
 
 
 def live_status() -> None:
@@ -360,13 +363,10 @@ def live_status() -> None:
     if snap.step == 0 and snap.state in ("running", "paused"):  # queued or stopped early: the line says it all
         st.caption(t("lab.waiting_first_step"))
     # The status polls only while something can change; once the run ends, one full rerun refreshes the
-    # buttons and the charts and stops the polling. So does a change in how often the charts should poll
-    # (students joined or left).
+    # buttons and the charts and stops the polling. So does the first step (the charts start polling).
     was_busy = st.session_state.get("_was_busy", False)
     st.session_state["_was_busy"] = not snap.finished
-    shown = st.session_state.get("_live_interval")
-    wanted = live_interval(job, running=1.0, paused=2.0)
-    if (was_busy and snap.finished) or (shown and wanted and not 0.67 < wanted / shown < 1.5):
+    if (was_busy and snap.finished) or (st.session_state.get("_charts_wait") and snap.step > 0):
         st.rerun()
 
 

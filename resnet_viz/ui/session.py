@@ -90,7 +90,7 @@ def workers_warmed_up() -> bool:
 # second would queue up behind each other, and their charts would stand still (seen in tests/test_load.py).
 LIVE_REFRESHES_PER_SECOND = 2
 # A status line is cheap (one progress bar), so every viewer's refreshes far more often than its charts.
-STATUS_REFRESHES_PER_SECOND = 10
+STATUS_REFRESHES_PER_SECOND = 5
 
 
 def live_interval(job, running: float = 2.0, paused: float = 4.0,
@@ -102,7 +102,8 @@ def live_interval(job, running: float = 2.0, paused: float = 4.0,
     snap = job.snapshot()
     if snap.finished:
         return None
-    return max(running if snap.active else paused, RUNS.viewers(job) / per_second)
+    # A queued run changes only its place in the line: it is polled like a paused one.
+    return max(running if snap.state == "running" else paused, RUNS.viewers(job) / per_second)
 
 
 def rerun_when_finished(job, key: str) -> None:
