@@ -54,6 +54,17 @@ def pytest_terminal_summary(terminalreporter):
 
 
 @pytest.fixture
+def jobs():
+    """Background jobs a test started: stopped and joined afterwards whatever happens."""
+    started = []
+    yield started
+    for job in started:
+        job.stop()
+    for job in started:
+        job.join(speed.hang_s(10))
+
+
+@pytest.fixture
 def trained():
     """trained(kind, seed) -> the finished Job of a science run (tests/trainings.py)."""
     from trainings import TRAININGS

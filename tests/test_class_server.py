@@ -2,12 +2,12 @@
 sessions share the server's run registry as a real server's do): identical runs shared, a private copy,
 follow the teacher by a code, the Draw page before any training, a run too big for the server refused."""
 import re
-import time
 from pathlib import Path
 
 from speed import hang_s
 from streamlit.testing.v1 import AppTest
 from streamlit.util import calc_hash
+from test_app import button, run_until
 
 APP = str(Path(__file__).resolve().parent.parent / "streamlit_app.py")
 
@@ -22,27 +22,12 @@ def app(url_path: str = "lab", params: dict | None = None) -> AppTest:
     return at
 
 
-def button(at, label):
-    return next(b for b in at.button if b.label == label)
-
-
 def has_button(at, label) -> bool:
     return any(b.label == label for b in at.button)
 
 
 def texts(at) -> str:
     return "\n".join(e.value for kind in ("info", "warning", "error", "caption", "markdown") for e in at.get(kind))
-
-
-def run_until(at, predicate, seconds=60.0):
-    deadline = time.monotonic() + hang_s(seconds)
-    while time.monotonic() < deadline:
-        at.run()
-        assert not at.exception, at.exception
-        if predicate(at):
-            return
-        time.sleep(0.3)
-    raise AssertionError(f"condition not reached in time; the page said: {texts(at)[:800]}")
 
 
 def train(at, steps: int, seed: int | None = None) -> None:

@@ -46,17 +46,6 @@ def wait_until_blocked(job: Job, timeout: float = 10.0) -> Snapshot:
         prev = snap
 
 
-@pytest.fixture
-def jobs():
-    """Background jobs started by a test; stopped and joined afterwards whatever happens."""
-    started: list[Job] = []
-    yield started
-    for job in started:
-        job.stop()
-    for job in started:
-        job.join(hang_s(10))
-
-
 def long_job(queue: WorkerQueue, name: str = "res-8", heartbeat_timeout: float | None = None) -> Job:
     return Job([ModelSpec(depth=DEPTH, name=name)], tiny_train(steps=100_000, eval_every=100_000),
                queue=queue, heartbeat_timeout=heartbeat_timeout)

@@ -2,7 +2,6 @@
 and a run too big for the server's memory is refused before it starts. Real jobs, real workers."""
 import numpy as np
 import pytest
-from speed import hang_s
 from test_engine import tiny_train, wait_for
 
 from resnet_viz.config import ModelSpec, TrainSpec
@@ -19,17 +18,6 @@ from resnet_viz.training.sharing import (
 )
 
 MODELS = [ModelSpec(depth=8, skip=False), ModelSpec(depth=8)]
-
-
-@pytest.fixture
-def jobs():
-    """Jobs a test started: stopped and joined afterwards whatever happens."""
-    started: list[Job] = []
-    yield started
-    for job in started:
-        job.stop()
-    for job in started:
-        job.join(hang_s(10))
 
 
 class Watcher:  # what a session's job slot is to the registry: an identity that holds a job
