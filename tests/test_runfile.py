@@ -74,6 +74,20 @@ def test_the_zip_holds_what_the_readme_promises(trained):
     assert any(k.endswith("alpha.weight") for k in sd)
 
 
+def test_every_chart_of_the_lab_is_drawn_as_a_png(trained):
+    """The export's pictures: one PNG per Lab chart, 1100 px wide at scale 2, as tall as the page draws it
+    (kaleido's occasional blank tab is drawn again, so none goes missing)."""
+    import struct
+    _, snap, _ = trained
+    figs = plots.lab_figures(snap.models, t)
+    pngs = plots.figure_pngs(figs)
+    assert list(pngs) == list(figs) and {"loss", "accuracy", "alpha_beta"} <= set(pngs)
+    for name, png in pngs.items():
+        assert png[:8] == b"\x89PNG\r\n\x1a\n", name
+        width, height = struct.unpack(">II", png[16:24])
+        assert width == 2200 and height == 2 * figs[name].layout.height, (name, width, height)
+
+
 def damaged_copy(data: bytes, replace: dict[str, bytes | None]) -> bytes:
     out = io.BytesIO()
     with zipfile.ZipFile(io.BytesIO(data)) as src, zipfile.ZipFile(out, "w") as dst:

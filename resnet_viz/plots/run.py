@@ -4,6 +4,7 @@ follow the language switch.
 """
 from __future__ import annotations
 
+import logging
 import math
 from typing import TYPE_CHECKING, Callable, Sequence
 
@@ -14,6 +15,7 @@ if TYPE_CHECKING:  # only a type here: the app draws its first page without impo
     from ..training.engine import ModelView
 
 Text = Callable[..., str]
+_log = logging.getLogger(__name__)
 
 # One fixed colour per position: plain models dashed, residual solid, so a projected chart reads at a glance.
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b")
@@ -227,19 +229,38 @@ def lab_figures(views: Sequence[ModelView], t: Text, log_y: bool = True, smoothi
     return {name: fig for name, fig in figures.items() if fig is not None}
 
 
-def figure_pngs(figures: dict, width: int = 1100, scale: float = 2) -> dict[str, bytes]:
+def figure_pngs(figures: dict, width: int = 1100, scale: float = 2, tries: int = 4) -> dict[str, bytes]:
     """PNG pictures of plotly figures, drawn by kaleido in a headless Chrome (one browser for all of them,
-    ~9 s for six here). Empty when there is no Chrome to draw with: the export then goes without them."""
+    ~3-9 s for six here), each as tall as the page draws it. Empty when there is no Chrome to draw with: the
+    export then goes without them.
+
+    kaleido is called directly, not through plotly's write_images, because write_images drops the errors
+    kaleido returns: about one figure in 90 comes back as "kaleido_scopes is not defined" (a tab used before
+    its script loaded) with no file written, so the failed ones are drawn again in a fresh browser."""
     import tempfile
     from pathlib import Path
     try:
-        import plotly.io as pio
-        with tempfile.TemporaryDirectory() as tmp:
-            paths = [Path(tmp) / f"{name}.png" for name in figures]
-            pio.write_images(list(figures.values()), paths, format="png", width=width, scale=scale)
-            return {p.stem: p.read_bytes() for p in paths}
-    except Exception:  # kaleido missing, no Chrome, or Chrome failed to start: the charts stay in the app
+        import kaleido
+    except ImportError:
         return {}
+    pngs: dict[str, bytes] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        todo = dict(figures)
+        for _ in range(tries):
+            specs = [dict(fig=fig.to_dict(), path=Path(tmp) / f"{name}.png",
+                          opts=dict(format="png", width=width, scale=scale)) for name, fig in todo.items()]
+            try:
+                errors = kaleido.write_fig_from_object_sync(specs)
+            except Exception as e:  # no Chrome, or Chrome failed to start: the charts stay in the app
+                errors = [e]
+            for spec in specs:
+                if spec["path"].is_file() and spec["path"].stat().st_size:
+                    pngs[spec["path"].stem] = spec["path"].read_bytes()
+            todo = {name: fig for name, fig in todo.items() if name not in pngs}
+            if not todo:
+                break
+            _log.warning("kaleido did not draw %s: %s", ", ".join(todo), "; ".join(map(str, errors))[:300])
+    return {name: pngs[name] for name in figures if name in pngs}
 
 
 def summary_rows(views: Sequence[ModelView], t: Text) -> list[dict]:
