@@ -2,7 +2,9 @@
 
 Ratios are measured inside one run (these machines are noisy); quote them, not absolute times.
 """
+import contextlib
 import os
+import re
 import resource
 import time
 
@@ -11,7 +13,7 @@ import torch
 
 from .config import DEFAULT_PRESET, PRESETS, replace
 from .models import build_model, forward_flops
-from .training.engine import Job, threads_per_worker
+from .training.engine import Job, run_threads, threads_per_worker
 from .training.probes import Probes
 from .training.trainer import Control
 
@@ -129,51 +131,199 @@ def preset_lessons(timed: dict[str, tuple[float, int]]) -> dict:
     return out
 
 
-def first_render_seconds(chromium: str = "/usr/bin/chromium") -> dict:
-    """Start `streamlit run streamlit_app.py` and time, in a headless Chromium, how long after the server
-    answers /_stcore/health the Lab page shows its Train button (a first visit: nothing cached)."""
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+
+
+@contextlib.contextmanager
+def app_server(env: dict[str, str] | None = None):
+    """`streamlit run streamlit_app.py` on a free port of 127.0.0.1, from the project folder (so its
+    .streamlit/config.toml applies), with `env` added to its environment: yields (process, url, seconds until
+    /_stcore/health answered)."""
     import socket
     import subprocess
     import sys
     import urllib.request
     from pathlib import Path
 
-    from playwright.sync_api import sync_playwright
-
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     root = Path(__file__).resolve().parent.parent
-    args = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--no-first-run"]
+    server = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(root / "streamlit_app.py"),
+                               "--server.headless", "true", "--server.port", str(port), "--server.address",
+                               "127.0.0.1", "--browser.gatherUsageStats", "false"],
+                              cwd=root, env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    try:
+        t0 = time.perf_counter()
+        while True:
+            try:
+                if urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=1).read() == b"ok":
+                    break
+            except OSError:
+                time.sleep(0.05)
+            if time.perf_counter() - t0 > 60:
+                raise RuntimeError("the app did not start in 60 s")
+        yield server, f"http://127.0.0.1:{port}", time.perf_counter() - t0
+    finally:
+        server.terminate()
+        server.wait(15)
+
+
+def first_render_seconds(chromium: str = "/usr/bin/chromium") -> dict:
+    """Start the app and time, in a headless Chromium, how long after the server answers /_stcore/health
+    the Lab page shows its Train button (a first visit: nothing cached)."""
+    from playwright.sync_api import sync_playwright
+
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium, args=args)
-        page = browser.new_page()
-        server = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(root / "streamlit_app.py"),
-                                   "--server.headless", "true", "--server.port", str(port), "--server.address",
-                                   "127.0.0.1", "--browser.gatherUsageStats", "false"],
-                                  cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
         try:
-            t0 = time.perf_counter()
-            while True:
-                try:
-                    if urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=1).read() == b"ok":
-                        break
-                except OSError:
-                    time.sleep(0.05)
-                if time.perf_counter() - t0 > 60:
-                    raise RuntimeError("the app did not start in 60 s")
-            ready = time.perf_counter()
-            page.goto(f"http://127.0.0.1:{port}")
-            page.get_by_role("button", name="Train").wait_for(timeout=60_000)
-            return {"server_start_s": round(ready - t0, 2), "first_render_s": round(time.perf_counter() - ready, 2)}
+            with app_server() as (_, url, started):
+                page = browser.new_page()
+                ready = time.perf_counter()
+                page.goto(url)
+                page.get_by_role("button", name="Train").wait_for(timeout=60_000)
+                return {"server_start_s": round(started, 2), "first_render_s": round(time.perf_counter() - ready, 2)}
         finally:
-            server.terminate()
-            server.wait(15)
             browser.close()
 
 
-def run_bench(steps: int = 20, first_render: bool = False, lesson: bool = True, presets: bool = False) -> dict:
+def _cpu_table() -> dict[int, tuple[int, float, float]]:
+    """pid -> (parent pid, CPU seconds of the process, CPU seconds of its reaped children), from /proc."""
+    table = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            table[int(entry)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / tick,
+                                 (int(fields[13]) + int(fields[14])) / tick)
+    return table
+
+
+def _tree_cpu(table, root: int, skip: int | None = None) -> float:
+    """CPU seconds used by `root` and every process below it, reaped ones included (the `skip` subtree left
+    out)."""
+    children: dict[int, list[int]] = {}
+    for pid, (ppid, *_) in table.items():
+        children.setdefault(ppid, []).append(pid)
+    total, todo = 0.0, [root]
+    while todo:
+        pid = todo.pop()
+        if pid == skip or pid not in table:
+            continue
+        total += table[pid][1] + table[pid][2]
+        todo.extend(children.get(pid, []))
+    return total
+
+
+def cpu_split(server_pid: int) -> dict[str, float]:
+    """CPU seconds so far of the app's server process, its training workers (everything below the server),
+    and the browser (everything else below this process: Chromium and Playwright's driver)."""
+    table = _cpu_table()
+    server = table[server_pid][1] if server_pid in table else 0.0
+    below = _tree_cpu(table, server_pid) - server
+    me = os.getpid()
+    browser = _tree_cpu(table, me, skip=server_pid) - table[me][1] - table[me][2] - _own_workers(table, me)
+    return {"server": server, "worker": below, "browser": browser}
+
+
+def _own_workers(table, me: int) -> float:
+    """CPU of this process's own fork server and workers (the headless run's): not the browser's."""
+    cpu = 0.0
+    for pid, (ppid, *_) in table.items():
+        if ppid == me:
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    if b"forkserver" in f.read():
+                        cpu += _tree_cpu(table, pid)
+            except OSError:
+                continue
+    return cpu
+
+
+PROGRESS = re.compile(r"step (\d+)/(\d+) · (\d+) s")
+
+
+def browser_run(lesson_at: int, env: dict[str, str], query: str = "", chromium: str = "/usr/bin/chromium",
+                poll_s: float = 0.5, limit_s: float = 3600) -> dict:
+    """The default preset trained from its Lab page in Chromium, the page left alone (its status read every
+    `poll_s`): seconds from the Train click to Done, the page's own training time, when the page first
+    showed step `lesson_at` (the lesson's step, from the headless run; 0: not timed), and the CPU seconds the
+    worker, the server and the browser used meanwhile. `env` is added to the server's environment; `query`
+    is a share link's settings (e.g. "steps=6"). Raises TimeoutError when the page shows no Done in `limit_s`."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        try:
+            with app_server(env) as (server, url, _):
+                page = browser.new_page(viewport={"width": 1400, "height": 1000})
+                page.goto(f"{url}/?{query}" if query else url)
+                train = page.get_by_role("button", name="Train", exact=True)
+                train.wait_for(timeout=60_000)
+                time.sleep(3)  # the fork server's warm-up, which follows the first page, is not the run's
+                cpu0 = cpu_split(server.pid)
+                t0 = time.perf_counter()
+                train.click()
+                lesson_s, page_s = float("nan"), float("nan")
+                while True:
+                    text = page.evaluate("document.querySelector('[data-testid=stProgress]')?.innerText || ''")
+                    m = PROGRESS.search(text)
+                    if m and int(m.group(1)) >= lesson_at > 0 and lesson_s != lesson_s:
+                        lesson_s = time.perf_counter() - t0
+                    if m and m.group(1) == m.group(2) and text.startswith("Done"):
+                        page_s = float(m.group(3))
+                        break
+                    if time.perf_counter() - t0 > limit_s:
+                        raise TimeoutError(f"the page showed no Done in {limit_s:.0f} s: {text!r}")
+                    time.sleep(poll_s)
+                wall = time.perf_counter() - t0
+                cpu1 = cpu_split(server.pid)
+        finally:
+            browser.close()
+    return {"wall_s": wall, "page_s": page_s, "lesson_s": lesson_s,
+            "cpu_s": {k: round(cpu1[k] - cpu0[k], 1) for k in cpu0}}
+
+
+def headless_run() -> tuple[float, int]:
+    """The default preset's whole run without a browser: seconds from Job() to done, and its lesson step."""
+    preset = PRESETS[DEFAULT_PRESET]
+    losses: dict[str, list[float]] = {m.name: [] for m in preset.models}
+
+    def watch(step, step_losses):
+        for model, loss in zip(losses, step_losses, strict=True):
+            losses[model].append(loss)
+
+    t0 = time.perf_counter()
+    Job(preset.models, preset.train).run_blocking(watch)
+    return time.perf_counter() - t0, lesson_step(losses)
+
+
+def browser_bench() -> dict:
+    """The same default run headless, then with its Lab page open in Chromium, back to back: as the app runs it
+    (its worker's threads chosen by engine.run_threads: one fewer, the page being on this machine), then with
+    the worker's full share of threads when that is more (the threads lever, measured in the same run)."""
+    full = threads_per_worker()
+    headless_s, step = headless_run()
+    out = {"headless_s": round(headless_s, 1), "browser_degradation_step": step,
+           "browser_threads": run_threads(viewer_here=True)}
+    runs = [("browser", {})] + ([(f"browser_threads_{full}", {"RESNET_LAB_THREADS": str(full)})]
+                                if full != out["browser_threads"] else [])
+    for key, env in runs:
+        shown = browser_run(step, env)
+        out |= {f"{key}_s": round(shown["wall_s"], 1), f"{key}_overhead": round(shown["wall_s"] / headless_s, 2),
+                f"{key}_page_s": shown["page_s"], f"{key}_degradation_seconds": round(shown["lesson_s"], 1),
+                f"{key}_cpu_s": shown["cpu_s"]}
+    return out
+
+
+def run_bench(steps: int = 20, first_render: bool = False, lesson: bool = True, presets: bool = False,
+              browser: bool = False) -> dict:
     torch.set_num_threads(threads_per_worker())
     preset = PRESETS[DEFAULT_PRESET]
     train = replace(preset.train, steps=WARMUP_STEPS + steps, eval_every=10**6, eval_size=100)
@@ -197,6 +347,7 @@ def run_bench(steps: int = 20, first_render: bool = False, lesson: bool = True, 
         seconds, step = timed.get(DEFAULT_PRESET) or lesson_seconds()  # trained once when both are asked for
         shown = {"degradation_seconds": round(seconds, 1), "degradation_step": step}
     render = first_render_seconds() if first_render else {}
+    in_browser = browser_bench() if browser else {}
     lessons = {"lessons": preset_lessons(timed)} if presets else {}
     return {"cores": os.cpu_count(), "torch_threads": threads_per_worker(), "torch": torch.__version__,
             "batch_size": train.batch_size, "matmul_gflops": round(peak, 1), "models": models,
@@ -206,4 +357,5 @@ def run_bench(steps: int = 20, first_render: bool = False, lesson: bool = True, 
             "probe_overhead_model": deepest.name,
             "predict_ms": round(draw_ms, 1),
             # peak resident memory of this process after training the default preset (Linux reports KiB)
-            "rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1), **shown, **render, **lessons}
+            "rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1), **shown, **render, **lessons,
+            **in_browser}

@@ -124,6 +124,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--first-render", action="store_true",
                        help="also start the app and time its first page in Chromium (needs playwright and "
                             "Debian's chromium, from tests/requirements.txt)")
+    bench.add_argument("--browser", action="store_true",
+                       help="also train the default preset headless and then from its Lab page in Chromium, back "
+                            "to back, and print both times, their ratio and where the CPU went (needs what "
+                            "--first-render needs; a few minutes)")
     bench.add_argument("--no-lesson", dest="lesson", action="store_false",
                        help="skip timing the default lesson (it trains until plain-56 falls behind: 30-60 s)")
     bench.add_argument("--presets", action="store_true",
@@ -335,7 +339,7 @@ def cmd_bench(args) -> int:
     from .bench import run_bench
     if args.steps < 1:
         raise LabError("error.steps", value=args.steps)
-    print(json.dumps(run_bench(args.steps, args.first_render, args.lesson, args.presets), indent=2))
+    print(json.dumps(run_bench(args.steps, args.first_render, args.lesson, args.presets, args.browser), indent=2))
     return 0
 
 
