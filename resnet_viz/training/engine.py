@@ -46,8 +46,24 @@ def max_workers() -> int:
 
 
 def threads_per_worker(slots: int | None = None) -> int:
-    """torch threads for each of `slots` workers training at once (default: the server's): the cores shared."""
+    """torch threads for each of `slots` workers training at once (default: the server's): RESNET_LAB_THREADS,
+    else the cores shared. Fixed per server, not chosen by load: a run's floats depend on its thread count, and
+    identical settings must give identical records (training/sharing.py)."""
+    env = os.environ.get("RESNET_LAB_THREADS", "")
+    if env.isdigit() and int(env) > 0:
+        return int(env)
     return max(1, (os.cpu_count() or 1) // (slots or max_workers()))
+
+
+def run_threads(viewer_here: bool) -> int:
+    """torch threads for a run started from a page: one fewer than the worker's share when that page's browser
+    runs on this machine (a teacher's laptop), leaving it and the web server a core. With the page open, the
+    default lesson trained 1.7x faster on 2 cores with one thread than with two (`bench --browser`): a
+    2-thread team waits at every OpenMP barrier for the thread that lost its core to the browser.
+    RESNET_LAB_THREADS, when set, is used as it is. Runs shared across sessions are keyed without it: a
+    1-thread run's records are a run of the same settings, though not bit for bit those of a 2-thread one."""
+    threads = threads_per_worker()
+    return max(1, threads - 1) if viewer_here and not os.environ.get("RESNET_LAB_THREADS") else threads
 
 
 class WorkerQueue:
@@ -254,7 +270,7 @@ class Job:
 
     def __init__(self, models, train: TrainSpec, queue: WorkerQueue = QUEUE, dataset: str = "mnist-5k",
                  heartbeat_timeout: float | None = None, start_from: "Job | None" = None,
-                 _weights_given: bool = False):
+                 _weights_given: bool = False, threads: int | None = None):
         models = tuple(models)
         lenders = sources(models, start_from.models) if start_from is not None else {}
         # a reopened run's weights come from its file: none of its models needs pretraining again
@@ -271,6 +287,7 @@ class Job:
         self.heartbeat_timeout = heartbeat_timeout  # stop when nobody called touch() for this long
         self.heartbeat = time.monotonic()
         self._queue = queue
+        self.threads = threads or queue.threads  # the worker's torch threads (run_threads)
         self._lock = threading.Lock()
         self._state = "idle"
         self._error: str | None = None
@@ -415,7 +432,7 @@ class Job:
             self._process = ctx.Process(
                 target=worker_main, name=WORKER_NAME, daemon=True,
                 args=(list(self.models), self._flats, self.train, self._records, self._control, self.dataset,
-                      self._queue.threads, send, self.sourced))
+                      self.threads, send, self.sourced))
             self._process.start()
             send.close()
             if self._queue.nice:  # the worker's main thread; torch threads it starts later inherit it

@@ -1,7 +1,7 @@
 """A whole class on one server: identical runs trained once, and runs followed by a code.
 
-Training is deterministic for one set of models, training settings, dataset and seed on one server (the same
-threads, the same data order: tests/test_sharing.py), so when 25 students press Train on the same preset,
+Training is deterministic for one set of models, training settings, dataset and seed on one server with one
+thread count (the same data order: tests/test_sharing.py), so when 25 students press Train on the same preset,
 one run trains and the others watch it, instead of 25 identical copies queueing for half an hour.
 
     RUNS.find(key)            a run with these settings that a newcomer may join: queued, training, or done

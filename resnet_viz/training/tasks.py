@@ -109,7 +109,7 @@ class Task:
     """One experiment in the background: start(), stop(), touch(), snapshot()."""
 
     def __init__(self, kind: str, params: dict | None = None, job=None, queue: WorkerQueue = QUEUE,
-                 heartbeat_timeout: float | None = None):
+                 heartbeat_timeout: float | None = None, threads: int | None = None):
         if kind not in KINDS:
             raise ValueError(kind)
         if kind != "sweep" and job is None:
@@ -122,6 +122,7 @@ class Task:
         self._flats = list(job._flats) if job is not None else []
         self._seed = job.train.seed if job is not None else 0
         self._queue = queue
+        self.threads = threads or queue.threads  # the worker's torch threads (engine.run_threads)
         self.heartbeat_timeout, self.heartbeat = heartbeat_timeout, time.monotonic()
         self._progress = torch.zeros(3, dtype=torch.int64).share_memory_()
         self._lock = threading.Lock()
@@ -173,7 +174,7 @@ class Task:
             receive, send = ctx.Pipe(duplex=False)
             process = ctx.Process(target=task_main, name=WORKER_NAME, daemon=True,
                                   args=(self.kind, self.params, self._specs, self._flats, self._seed,
-                                        self._progress, self._queue.threads, send))
+                                        self._progress, self.threads, send))
             process.start()
             send.close()
             while True:

@@ -16,6 +16,7 @@ from ..config import (
     replace,
 )
 from ..plots import experiments as xp
+from ..training.engine import run_threads
 from ..training.tasks import Task
 from .link import classroom
 from .session import (
@@ -24,6 +25,7 @@ from .session import (
     rerun_when_finished,
     task_holder,
     viewed_job,
+    viewer_here,
 )
 from .text import t
 
@@ -57,7 +59,7 @@ def task_controls(kind: str, make_params, needs_models: bool = True) -> None:
     if c1.button(t("exp.start"), key=f"start_{kind}", icon=":material/play_arrow:", type="primary",
                  disabled=busy or missing, width="stretch"):
         holder.replace(Task(kind, make_params(), job=job if needs_models else None,
-                            heartbeat_timeout=HEARTBEAT_TIMEOUT).start())
+                            heartbeat_timeout=HEARTBEAT_TIMEOUT, threads=run_threads(viewer_here())).start())
         st.rerun()
     if c2.button(t("exp.cancel"), key=f"cancel_{kind}", icon=":material/stop:", disabled=not busy,
                  width="stretch"):

@@ -17,6 +17,13 @@ HEARTBEAT_TIMEOUT = 90.0  # s; browsers throttle background tabs' timers to abou
 WARM_UP_DELAY = 3.0  # s
 
 
+def viewer_here() -> bool:
+    """Whether this session's browser runs on the server's machine (it connected from localhost), so that
+    it draws the charts on the cores that train (engine.run_threads). A script with no browser (AppTest) is
+    not."""
+    return st.context.ip_address is None and bool(st.context.headers.get("Host"))
+
+
 class JobHolder:
     """A session's slot for its run. A run several sessions watch (training/sharing.py) is stopped only when
     its last watcher leaves; a private one when its session replaces it or leaves."""
