@@ -28,6 +28,7 @@ NAVIGATION_TIMEOUT_S = 60
 # What is open right now, for the failure report (conftest.py): its screenshots and server logs.
 LIVE_BROWSERS: list = []
 LIVE_SERVERS: list = []
+SUSPECT_PAGES: list = []  # pages a test gave up waiting on: reported first
 ARTIFACTS = ROOT / "test-results"
 
 
@@ -123,29 +124,27 @@ def launch_chromium(playwright, args: list[str] = ()):
 
 
 def diagnostics(name: str, max_pages: int = 10) -> str:
-    """What the open browsers show (each page's visible text; screenshots of the first pages, saved under
-    test-results/ and named here) and each running server's log tail: printed when a browser test fails."""
+    """What the open browsers show (each page's visible text and screenshot, saved under test-results/ and
+    named here: first the pages a test's wait gave up on, SUSPECT_PAGES, then the first ones) and each running server's log tail: printed when a browser test fails."""
     name = re.sub(r"[^\w.-]+", "_", name)[-120:]
-    lines, shots, pages = [], 0, 0
-    for browser in list(LIVE_BROWSERS):
-        for c, context in enumerate(browser.contexts):
-            for p, page in enumerate(context.pages):
-                pages += 1
-                if pages > max_pages:  # the load test has 30 tabs: the first ten tell the story
-                    continue
-                label = f"context {c} page {p}"
-                try:
-                    if shots < max_pages:
-                        ARTIFACTS.mkdir(exist_ok=True)
-                        path = ARTIFACTS / f"{name}-{c}-{p}.png"
-                        page.screenshot(path=str(path), full_page=True, timeout=15_000)
-                        shots += 1
-                        label += f", screenshot {path.relative_to(ROOT)}"
-                    text = page.evaluate("document.body ? document.body.innerText : ''")
-                except Exception as e:  # a closed or hung page: say so and go on
-                    text = f"(could not read the page: {str(e).splitlines()[0][:120]})"
-                lines.append(f"---- {label}: {page.url}")
-                lines.append(text.strip()[:1500] or "(empty page)")
+    lines = []
+    everything = [(c, p, page) for browser in list(LIVE_BROWSERS) for c, context in enumerate(browser.contexts)
+                  for p, page in enumerate(context.pages)]
+    suspects = [entry for entry in everything if entry[2] in SUSPECT_PAGES]
+    SUSPECT_PAGES.clear()
+    # the load test has 30 tabs: the ones a wait gave up on, then the first ones tell the story
+    for c, p, page in (suspects + [entry for entry in everything if entry not in suspects])[:max_pages]:
+        label = f"context {c} page {p}" + (" (waited on)" if (c, p, page) in suspects else "")
+        try:
+            ARTIFACTS.mkdir(exist_ok=True)
+            path = ARTIFACTS / f"{name}-{c}-{p}.png"
+            page.screenshot(path=str(path), full_page=True, timeout=15_000)
+            label += f", screenshot {path.relative_to(ROOT)}"
+            text = page.evaluate("document.body ? document.body.innerText : ''")
+        except Exception as e:  # a closed or hung page: say so and go on
+            text = f"(could not read the page: {str(e).splitlines()[0][:120]})"
+        lines.append(f"---- {label}: {page.url}")
+        lines.append(text.strip()[:1500] or "(empty page)")
     for url in list(LIVE_SERVERS):
         lines.append(f"---- server {url} log (tail)")
         lines.append(url.log_tail(3000) or "(empty log)")
