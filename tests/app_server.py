@@ -141,9 +141,14 @@ def diagnostics(name: str, max_pages: int = 10) -> str:
             page.screenshot(path=str(path), full_page=True, timeout=15_000)
             label += f", screenshot {path.relative_to(ROOT)}"
             text = page.evaluate("document.body ? document.body.innerText : ''")
+            # the page's uncaught JavaScript errors and console errors: a blank page is Streamlit's frontend
+            # having thrown (one of 24 watchers went blank as a shared run ended, seen once in CI)
+            errors = [f"uncaught: {e}" for e in page.page_errors()[-3:]]
+            errors += [f"console: {m.text}" for m in page.console_messages() if m.type == "error"][-3:]
         except Exception as e:  # a closed or hung page: say so and go on
-            text = f"(could not read the page: {str(e).splitlines()[0][:120]})"
+            text, errors = f"(could not read the page: {str(e).splitlines()[0][:120]})", []
         lines.append(f"---- {label}: {page.url}")
+        lines.extend(error[:500] for error in errors)
         lines.append(text.strip()[:1500] or "(empty page)")
     for url in list(LIVE_SERVERS):
         lines.append(f"---- server {url} log (tail)")
