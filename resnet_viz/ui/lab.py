@@ -471,18 +471,19 @@ def follow_page() -> None:
     slot, job = followed_slot(), viewed_job()
     st.title(t("lab.title"))
     st.query_params.from_dict({"follow": code})  # the address bar is the link to this view
-    note, leave = st.columns([4, 1], vertical_alignment="center")
-    if job is None and slot is None:
-        note.warning(t("follow.unknown", code=code))
-    else:
-        note.info(t("follow.following", code=code))
-    if leave.button(t("follow.stop"), icon=":material/close:", width="stretch"):
-        link.stop_following()
-        st.rerun()
-    if slot is None and job is not None:
-        st.caption(t("follow.ended"))
-    elif slot is not None and job is None:
-        st.info(t("follow.waiting"))
+    with st.container():  # the fragments below keep their place whatever this holds (see page())
+        note, leave = st.columns([4, 1], vertical_alignment="center")
+        if job is None and slot is None:
+            note.warning(t("follow.unknown", code=code))
+        else:
+            note.info(t("follow.following", code=code))
+        if leave.button(t("follow.stop"), icon=":material/close:", width="stretch"):
+            link.stop_following()
+            st.rerun()
+        if slot is None and job is not None:
+            st.caption(t("follow.ended"))
+        elif slot is not None and job is None:
+            st.info(t("follow.waiting"))
     st.session_state["_follow_shown"] = id(slot.job) if slot is not None and slot.job is not None else None
     st.fragment(_follow_watch, run_every=3.0)()
     if job is None:
@@ -509,41 +510,46 @@ def page() -> None:
     simple = link.classroom()
     shared = link.shared()
     st.title(t("lab.title"))
-    if fresh:
-        st.markdown(t("lab.intro"))
-    link.show_problems()
-    # One widget per language (a selectbox keeps its first labels), the choice carried across the switch.
-    chosen = st.session_state.get("preset_value", shared.preset)
-    preset = st.selectbox(t("lab.preset"), list(PRESETS), index=list(PRESETS).index(chosen),
-                          format_func=lambda k: t(f"{PRESETS[k].key}.title"), key=f"preset_{lang()}")
-    st.session_state["preset_value"] = preset
-    with st.expander(t("lab.look_for"), expanded=fresh):
-        st.markdown(t(f"{PRESETS[preset].key}.explain"))
-    from_link = preset == shared.preset  # a link's settings hold until another preset is picked
-    dataset, data_problem = dataset_picker(shared.dataset)
-    train, train_error = train_settings(shared.train if from_link and shared.train else PRESETS[preset].train,
-                                        simple)
-    with st.expander(t("lab.models"), expanded=fresh, icon=":material/tune:"):
-        rows = model_editor(preset, shared.models if from_link else None, simple)
-    specs, model_problems = parse_models(rows)
-    problems = model_problems + [p for p in (train_error, data_problem) if p]
-    lender = transfer_lender(holder)
-    lent = sources(specs, lender.models) if lender is not None else {}
-    if not problems:
-        try:
-            check_run(specs, train, lent)  # transfer models need weights: the run chosen, or the pretraining
-        except LabError as e:
-            problems.append(e.text(lang()))
-    for p in problems:
-        st.error(p)
-    if lent:
-        st.caption(t("lab.transfer_from_run", pairs=", ".join(f"{specs[i].name} ← {lender.models[j].name}"
-                                                               for i, j in lent.items())))
-    if specs:
-        architecture(specs)
-    controls(holder, specs, train, problems, dataset, lender if lent else None)
-    share_url = link.write(preset, train, specs if not model_problems else None, dataset)
-    save_and_share(holder, share_url)
-    class_code(holder)
-    chart_options()
+    # One container for everything above the live fragments, whatever it holds in this run: a fragment's
+    # output is addressed by its place on the page, and a fragment rerun already on its way when the run's end
+    # redrew the page with one element more or fewer above it could land on a place that is gone (Streamlit's
+    # frontend then throws and the tab goes blank: one of 24 watchers in the load test).
+    with st.container():
+        if fresh:
+            st.markdown(t("lab.intro"))
+        link.show_problems()
+        # One widget per language (a selectbox keeps its first labels), the choice carried across the switch.
+        chosen = st.session_state.get("preset_value", shared.preset)
+        preset = st.selectbox(t("lab.preset"), list(PRESETS), index=list(PRESETS).index(chosen),
+                              format_func=lambda k: t(f"{PRESETS[k].key}.title"), key=f"preset_{lang()}")
+        st.session_state["preset_value"] = preset
+        with st.expander(t("lab.look_for"), expanded=fresh):
+            st.markdown(t(f"{PRESETS[preset].key}.explain"))
+        from_link = preset == shared.preset  # a link's settings hold until another preset is picked
+        dataset, data_problem = dataset_picker(shared.dataset)
+        train, train_error = train_settings(shared.train if from_link and shared.train else PRESETS[preset].train,
+                                            simple)
+        with st.expander(t("lab.models"), expanded=fresh, icon=":material/tune:"):
+            rows = model_editor(preset, shared.models if from_link else None, simple)
+        specs, model_problems = parse_models(rows)
+        problems = model_problems + [p for p in (train_error, data_problem) if p]
+        lender = transfer_lender(holder)
+        lent = sources(specs, lender.models) if lender is not None else {}
+        if not problems:
+            try:
+                check_run(specs, train, lent)  # transfer models need weights: the run chosen, or the pretraining
+            except LabError as e:
+                problems.append(e.text(lang()))
+        for p in problems:
+            st.error(p)
+        if lent:
+            st.caption(t("lab.transfer_from_run", pairs=", ".join(f"{specs[i].name} ← {lender.models[j].name}"
+                                                                   for i, j in lent.items())))
+        if specs:
+            architecture(specs)
+        controls(holder, specs, train, problems, dataset, lender if lent else None)
+        share_url = link.write(preset, train, specs if not model_problems else None, dataset)
+        save_and_share(holder, share_url)
+        class_code(holder)
+        chart_options()
     live(holder.job)
