@@ -49,10 +49,13 @@ def threads_per_worker(slots: int | None = None) -> int:
     """torch threads for each of `slots` workers training at once (default: the server's): RESNET_LAB_THREADS,
     else the cores shared. Fixed per server, not chosen by load: a run's floats depend on its thread count, and
     identical settings must give identical records (training/sharing.py)."""
+    return _threads_set() or max(1, (os.cpu_count() or 1) // (slots or max_workers()))
+
+
+def _threads_set() -> int | None:
+    """RESNET_LAB_THREADS when it is a positive whole number (anything else is ignored)."""
     env = os.environ.get("RESNET_LAB_THREADS", "")
-    if env.isdigit() and int(env) > 0:
-        return int(env)
-    return max(1, (os.cpu_count() or 1) // (slots or max_workers()))
+    return int(env) if env.isdigit() and int(env) > 0 else None
 
 
 def run_threads(viewer_here: bool) -> int:
@@ -63,7 +66,7 @@ def run_threads(viewer_here: bool) -> int:
     RESNET_LAB_THREADS, when set, is used as it is. Runs shared across sessions are keyed without it: a
     1-thread run's records are a run of the same settings, though not bit for bit those of a 2-thread one."""
     threads = threads_per_worker()
-    return max(1, threads - 1) if viewer_here and not os.environ.get("RESNET_LAB_THREADS") else threads
+    return max(1, threads - 1) if viewer_here and _threads_set() is None else threads
 
 
 class WorkerQueue:
