@@ -57,6 +57,7 @@ def test_train_updates_charts_then_finishes():
     at.run()
     assert button(at, "Train").disabled, "Train must be disabled while a run is going on"
     run_until(at, lambda a: len(summary(a)) == 4)
+    assert_live_fragments_end_their_blocks(at)  # while it trains (the fragments poll), and once it ended
     names = [r["Model"] for r in summary(at)]
     assert names == ["plain-20", "res-20", "plain-56", "res-56"]
     run_until(at, lambda a: not button(a, "Train").disabled)
@@ -65,6 +66,29 @@ def test_train_updates_charts_then_finishes():
     assert all(r["Test acc"].endswith("%") for r in rows)  # evaluated at the last step
     charts = [c.key for c in at.get("plotly_chart")]
     assert charts == ["loss_chart", "acc_chart", "grad_chart", "grad_ratio_chart", "ratio_chart"]  # no learnable α/β
+    assert_live_fragments_end_their_blocks(at)
+
+
+def paths(node, kind: str, at=()) -> list[tuple]:
+    """Where the elements of one kind stand in the page's tree: each one's index path from `node`."""
+    if getattr(node, "type", None) == kind:
+        return [at]
+    kids = getattr(node, "children", None) or {}
+    return [p for i in sorted(kids) for p in paths(kids[i], kind, (*at, i))]
+
+
+def assert_live_fragments_end_their_blocks(at):
+    """Each polling fragment is the last element of a block the full run draws (lab.live_status_view says
+    why: a late clean-up in the browser can remove a fragment's block, and only a last element puts itself
+    back without Streamlit's frontend throwing): the status line ends the settings' container, the charts end
+    the page."""
+    main = at.main.children
+    settings, page_end = sorted(main)[1], max(main)
+    status = paths(at.main, "progress")
+    assert status and status[0][:1] == (settings,), status
+    assert status[0][1] == max(main[settings].children), "the status line must end the settings' container"
+    charts = paths(at.main, "plotly_chart")
+    assert charts and all(c[0] == page_end for c in charts), (charts, page_end)
 
 
 def test_pause_step_and_stop_keep_the_results():

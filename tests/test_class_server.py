@@ -7,7 +7,7 @@ from pathlib import Path
 from speed import hang_s
 from streamlit.testing.v1 import AppTest
 from streamlit.util import calc_hash
-from test_app import button, run_until
+from test_app import assert_live_fragments_end_their_blocks, button, run_until
 
 APP = str(Path(__file__).resolve().parent.parent / "streamlit_app.py")
 
@@ -104,6 +104,7 @@ def test_students_follow_the_teacher_by_code_on_every_page():
     run_until(student, lambda a: "step" in progress(a))
     assert student.session_state["_follow_job"] is job_of(teacher)
     run_until(student, lambda a: "Done · step 10/10" in progress(a), 120)
+    assert_live_fragments_end_their_blocks(student)  # the follow page keeps the Lab's layout of its fragments
     for page in ("draw", "errors", "gradients"):  # every page on the teacher's models, not the reference ones
         at = app(page, params={"follow": code})
         assert "Reference models" not in texts(at), page

@@ -335,20 +335,36 @@ CHART_KEYS = {"loss": "loss_chart", "accuracy": "acc_chart", "grad_norms": "grad
               "grad_first_last": "grad_ratio_chart", "alpha_beta": "scale_chart", "residual_ratio": "ratio_chart"}
 
 
-def live(job) -> None:
-    """The run's status line, polled every second or two while the run can change, and its charts, polled
-    less often the more sessions view the run (a status line costs the server and the browser little, five
-    charts a lot: session.live_interval)."""
+# Where the two polling fragments stand, and why. When a full run of the page ends, the browser clears what
+# that run did not draw, and under load (24 tabs of one browser, a busy server) that clean-up can land after
+# the fragment reruns that followed the run: it then removes the fragments' blocks, which those reruns redrew
+# under their own run ids. A fragment that is the last element of its block simply appends itself again on
+# its next rerun; one with a sibling after it writes past the end of its block, and Streamlit's frontend
+# throws ("Bad delta path index 3 (should be between [0, 2])": the page held its title and the container
+# only) and the tab goes blank for good. So each fragment is the last element of a block the full run draws:
+# the status line ends the settings' container, the charts end the page.
+
+def live_status_view(job, snap) -> None:
+    """The run's status line, polled every second or two while the run can change (a follower's also while
+    it waits for the teacher's next run): the last element of the page's container."""
     if job is None:
         st.info(t("lab.empty"))
         return
-    snap = job.snapshot()
     # No charts before the first step: the status line asks for one full rerun then, which sets the charts'
     # interval from the viewers the run has by then (a fragment's interval is fixed when it is drawn). Set
     # before the status line runs: in this very run it must not ask again.
     st.session_state["_charts_wait"] = snap.step == 0 and not snap.finished
-    st.fragment(live_status, run_every=live_interval(job, 1.0, 2.0, STATUS_REFRESHES_PER_SECOND))()
-    st.fragment(live_panel, run_every=live_interval(job, 1.0, 2.0) if snap.step else None)()
+    every = live_interval(job, 1.0, 2.0, STATUS_REFRESHES_PER_SECOND)
+    if following() and every is None:
+        every = FOLLOW_POLL_S
+    st.fragment(live_status, run_every=every)()
+
+
+def live_charts_view(job, snap) -> None:
+    """The run's charts, polled less often the more sessions view the run (a status line costs the server and
+    the browser little, five charts a lot: session.live_interval): the last element of the page."""
+    if job is not None:
+        st.fragment(live_panel, run_every=live_interval(job, 1.0, 2.0) if snap.step else None)()
 
 
 def live_status() -> None:
@@ -368,6 +384,8 @@ def live_status() -> None:
     was_busy = st.session_state.get("_was_busy", False)
     st.session_state["_was_busy"] = not snap.finished
     if (was_busy and snap.finished) or (st.session_state.get("_charts_wait") and snap.step > 0):
+        st.rerun()
+    if following() and _followed_changed():  # the teacher started another run, or left
         st.rerun()
 
 
@@ -465,13 +483,17 @@ def class_code(holder) -> None:
     st.caption(t("follow.link", url=link.follow_url(code)))
 
 
+FOLLOW_POLL_S = 3.0  # how often a follower looks for the teacher's next run
+
+
 def follow_page() -> None:
     """A session that follows a code: the followed session's run, live and read-only, and nothing to set."""
     code = following()
     slot, job = followed_slot(), viewed_job()
     st.title(t("lab.title"))
     st.query_params.from_dict({"follow": code})  # the address bar is the link to this view
-    with st.container():  # the fragments below keep their place whatever this holds (see page())
+    st.session_state["_follow_shown"] = id(slot.job) if slot is not None and slot.job is not None else None
+    with st.container():  # the fragments' places: see live_status_view
         note, leave = st.columns([4, 1], vertical_alignment="center")
         if job is None and slot is None:
             note.warning(t("follow.unknown", code=code))
@@ -484,19 +506,25 @@ def follow_page() -> None:
             st.caption(t("follow.ended"))
         elif slot is not None and job is None:
             st.info(t("follow.waiting"))
-    st.session_state["_follow_shown"] = id(slot.job) if slot is not None and slot.job is not None else None
-    st.fragment(_follow_watch, run_every=3.0)()
-    if job is None:
-        return
-    chart_options()
-    live(job)
+        if job is None:  # nothing to show yet: only watch for the teacher's first run
+            st.fragment(_follow_watch, run_every=FOLLOW_POLL_S)()
+            return
+        chart_options()
+        snap = job.snapshot()
+        live_status_view(job, snap)  # it watches for the teacher's next run too
+    live_charts_view(job, snap)
+
+
+def _followed_changed() -> bool:
+    """The followed session shows another run than this page drew (or has ended)."""
+    slot = followed_slot()
+    now = id(slot.job) if slot is not None and slot.job is not None else None
+    return now != st.session_state.get("_follow_shown") or (slot is None and bool(st.session_state.get("_follow_shown")))
 
 
 def _follow_watch() -> None:
-    """Polls the followed session: a new run there (or its end) redraws the page."""
-    slot = followed_slot()
-    now = id(slot.job) if slot is not None and slot.job is not None else None
-    if now != st.session_state.get("_follow_shown") or (slot is None and st.session_state.get("_follow_shown")):
+    """Polls the followed session while there is no run to show: its first run redraws the page."""
+    if _followed_changed():
         st.rerun()
 
 
@@ -510,10 +538,8 @@ def page() -> None:
     simple = link.classroom()
     shared = link.shared()
     st.title(t("lab.title"))
-    # One container for everything above the live fragments, whatever it holds in this run: a fragment's
-    # output is addressed by its place on the page, and a fragment rerun already on its way when the run's end
-    # redrew the page with one element more or fewer above it could land on a place that is gone (Streamlit's
-    # frontend then throws and the tab goes blank: one of 24 watchers in the load test).
+    # Everything in one container that ends with the status line, then the charts: each polling fragment is the
+    # last element of its block (see live_status_view).
     with st.container():
         if fresh:
             st.markdown(t("lab.intro"))
@@ -552,4 +578,6 @@ def page() -> None:
         save_and_share(holder, share_url)
         class_code(holder)
         chart_options()
-    live(holder.job)
+        snap = holder.job.snapshot() if holder.job else None
+        live_status_view(holder.job, snap)  # the last element of this container: see live_status_view
+    live_charts_view(holder.job, snap)  # the last element of the page
