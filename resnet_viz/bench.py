@@ -168,7 +168,11 @@ def app_server(env: dict[str, str] | None = None):
         yield server, f"http://127.0.0.1:{port}", time.perf_counter() - t0
     finally:
         server.terminate()
-        server.wait(15)
+        try:
+            server.wait(15)
+        except subprocess.TimeoutExpired:  # once 15 s were not enough to shut it down: the figures are taken
+            server.kill()
+            server.wait(15)
 
 
 def first_render_seconds(chromium: str = "/usr/bin/chromium") -> dict:
