@@ -519,7 +519,7 @@ def _followed_changed() -> bool:
     """The followed session shows another run than this page drew (or has ended)."""
     slot = followed_slot()
     now = id(slot.job) if slot is not None and slot.job is not None else None
-    return now != st.session_state.get("_follow_shown") or (slot is None and bool(st.session_state.get("_follow_shown")))
+    return now != st.session_state.get("_follow_shown")
 
 
 def _follow_watch() -> None:
