@@ -13,7 +13,7 @@ import torch
 
 from .config import DEFAULT_PRESET, PRESETS, replace
 from .models import build_model, forward_flops
-from .training.engine import Job, run_threads, threads_per_worker
+from .training.engine import Job, WorkerQueue, run_threads, threads_per_worker
 from .training.probes import Probes
 from .training.trainer import Control
 
@@ -326,8 +326,50 @@ def browser_bench() -> dict:
     return out
 
 
+def balanced_groups(models, n: int) -> list[list]:
+    """`models` in `n` groups of about equal training cost (forward FLOPs per image), costliest first."""
+    groups: list[list] = [[] for _ in range(min(n, len(models)))]
+    cost = [0] * len(groups)
+    for m in sorted(models, key=forward_flops, reverse=True):
+        i = cost.index(min(cost))
+        groups[i].append(m)
+        cost[i] += forward_flops(m)
+    return groups
+
+
+def split_bench(steps: int | None = None) -> dict:
+    """The default run in the app's worker processes, three ways back to back: one worker with the worker's
+    threads (a run started from another machine), one worker with one thread (from a browser on this
+    machine), and one single-thread worker per core, each training its share of the models at once. Seconds
+    from start to done. README "What limits it": these small convs gain little from a second OpenMP thread,
+    and two single-thread processes do not wait on each other."""
+    preset = PRESETS[DEFAULT_PRESET]
+    train = preset.train if steps is None else replace(preset.train, steps=steps)
+    groups = balanced_groups(preset.models, os.cpu_count() or 1)
+
+    def timed(parts, threads: int) -> float:
+        queue = WorkerQueue(slots=len(parts), threads=threads)  # its own slots: the ways never queue
+        jobs = [Job(part, train, queue=queue) for part in parts]
+        t0 = time.perf_counter()
+        for job in jobs:
+            job.start()
+        for job in jobs:
+            job.join()
+            if job.snapshot().state != "done":
+                raise RuntimeError(f"a split_bench run ended {job.snapshot().state}: {job.snapshot().error}")
+        return round(time.perf_counter() - t0, 1)
+
+    # One step in a worker first: starting the fork server (torch imported there) is no way's cost.
+    Job(preset.models[:1], replace(train, steps=1), queue=WorkerQueue(slots=1, threads=1)).start().join()
+    full = threads_per_worker()
+    return {"split_steps": train.steps, f"split_one_worker_{full}_threads_s": timed([preset.models], full),
+            "split_one_worker_1_thread_s": timed([preset.models], 1),
+            "split_groups": [[m.name for m in g] for g in groups],
+            "split_workers_1_thread_s": timed(groups, 1)}
+
+
 def run_bench(steps: int = 20, first_render: bool = False, lesson: bool = True, presets: bool = False,
-              browser: bool = False) -> dict:
+              browser: bool = False, split: bool = False) -> dict:
     torch.set_num_threads(threads_per_worker())
     preset = PRESETS[DEFAULT_PRESET]
     train = replace(preset.train, steps=WARMUP_STEPS + steps, eval_every=10**6, eval_size=100)
@@ -352,6 +394,7 @@ def run_bench(steps: int = 20, first_render: bool = False, lesson: bool = True, 
         shown = {"degradation_seconds": round(seconds, 1), "degradation_step": step}
     render = first_render_seconds() if first_render else {}
     in_browser = browser_bench() if browser else {}
+    split_ways = split_bench() if split else {}
     lessons = {"lessons": preset_lessons(timed)} if presets else {}
     return {"cores": os.cpu_count(), "torch_threads": threads_per_worker(), "torch": torch.__version__,
             "batch_size": train.batch_size, "matmul_gflops": round(peak, 1), "models": models,
@@ -362,4 +405,4 @@ def run_bench(steps: int = 20, first_render: bool = False, lesson: bool = True, 
             "predict_ms": round(draw_ms, 1),
             # peak resident memory of this process after training the default preset (Linux reports KiB)
             "rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1), **shown, **render, **lessons,
-            **in_browser}
+            **in_browser, **split_ways}

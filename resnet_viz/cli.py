@@ -130,6 +130,9 @@ def build_parser() -> argparse.ArgumentParser:
                             "--first-render needs; a few minutes)")
     bench.add_argument("--no-lesson", dest="lesson", action="store_false",
                        help="skip timing the default lesson (it trains until plain-56 falls behind: 30-60 s)")
+    bench.add_argument("--split", action="store_true",
+                       help="also train the default run in one worker (its threads, then one) and in one "
+                            "single-thread worker per core, the models split among them (about 2 minutes)")
     bench.add_argument("--presets", action="store_true",
                        help="also time every preset's lesson, headless (each trains until its lesson shows: "
                             "several minutes in all)")
@@ -339,7 +342,8 @@ def cmd_bench(args) -> int:
     from .bench import run_bench
     if args.steps < 1:
         raise LabError("error.steps", value=args.steps)
-    print(json.dumps(run_bench(args.steps, args.first_render, args.lesson, args.presets, args.browser), indent=2))
+    print(json.dumps(run_bench(args.steps, args.first_render, args.lesson, args.presets, args.browser, args.split),
+                     indent=2))
     return 0
 
 

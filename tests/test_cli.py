@@ -104,6 +104,20 @@ def test_bench_prints_one_json_object():
     assert "degradation_seconds" not in data and "degradation_step" not in data
 
 
+def test_bench_split_trains_the_default_run_in_one_worker_and_in_one_per_core():
+    """`bench --split`'s three ways on 3 steps: every model of the preset in exactly one of the single-thread
+    workers, the costliest two (plain-56 and res-56) apart, each way timed (a figure, not a pass line)."""
+    from resnet_viz.bench import split_bench
+    from resnet_viz.config import DEFAULT_PRESET, PRESETS
+    out = split_bench(steps=3)
+    names = [n for group in out["split_groups"] for n in group]
+    assert sorted(names) == sorted(m.name for m in PRESETS[DEFAULT_PRESET].models)
+    if len(out["split_groups"]) > 1:
+        assert not any({"plain-56", "res-56"} <= set(group) for group in out["split_groups"])
+    assert all(v > 0 for k, v in out.items() if k.endswith("_s")), out
+    print("bench --split on 3 steps (s):", out)
+
+
 def test_bench_browser_run_trains_from_the_lab_page_and_splits_the_cpu():
     """`bench --browser`'s measurement on a short run (a share link's steps=6): Train clicked in a real
     Chromium on a real `streamlit run`, the page's status read until Done, and the CPU the training worker,
