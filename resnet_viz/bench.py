@@ -355,8 +355,9 @@ def split_bench(steps: int | None = None) -> dict:
             job.start()
         for job in jobs:
             job.join()
-            if job.snapshot().state != "done":
-                raise RuntimeError(f"a split_bench run ended {job.snapshot().state}: {job.snapshot().error}")
+            snap = job.snapshot()
+            if snap.state != "done":
+                raise RuntimeError(f"a split_bench run ended {snap.state}: {snap.error}")
         return round(time.perf_counter() - t0, 1)
 
     # One step in a worker first: starting the fork server (torch imported there) is no way's cost.
