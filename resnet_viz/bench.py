@@ -13,9 +13,8 @@ import torch
 
 from .config import DEFAULT_PRESET, PRESETS, replace
 from .models import build_model, forward_flops
-from .training.engine import Job, WorkerQueue, run_threads, threads_per_worker
+from .training.engine import Job, WorkerQueue, threads_per_worker
 from .training.probes import Probes
-from .training.trainer import Control
 
 WARMUP_STEPS = 3
 
@@ -115,7 +114,7 @@ def lesson_seconds(name: str = DEFAULT_PRESET) -> tuple[float, int]:
             losses[model].append(loss)
         if preset.lesson.shown(losses, preset.train):
             result[:] = [time.perf_counter() - t0, step]
-            job._control[Control.STOP] = 1
+            job.stop()
 
     job.run_blocking(watch)
     return result[0], result[1]
@@ -310,14 +309,13 @@ def headless_run() -> tuple[float, int]:
 
 def browser_bench() -> dict:
     """The same default run headless, then with its Lab page open in Chromium, back to back: as the app runs it
-    (its worker's threads chosen by engine.run_threads: one fewer, the page being on this machine), then with
-    the worker's full share of threads when that is more (the threads lever, measured in the same run)."""
-    full = threads_per_worker()
+    (the page being on this machine: one single-thread worker per core, the models split among them, see
+    engine.Job), then in one single-thread worker (RESNET_LAB_THREADS=1: how the app ran it before the split)
+    when the machine has more than one core, the split lever measured in the same run."""
     headless_s, step = headless_run()
-    out = {"headless_s": round(headless_s, 1), "browser_degradation_step": step,
-           "browser_threads": run_threads(viewer_here=True)}
-    runs = [("browser", {})] + ([(f"browser_threads_{full}", {"RESNET_LAB_THREADS": str(full)})]
-                                if full != out["browser_threads"] else [])
+    out = {"headless_s": round(headless_s, 1), "browser_degradation_step": step}
+    runs = [("browser", {})] + ([("browser_one_worker", {"RESNET_LAB_THREADS": "1"})]
+                                if threads_per_worker() > 1 else [])
     for key, env in runs:
         shown = browser_run(step, env)
         out |= {f"{key}_s": round(shown["wall_s"], 1), f"{key}_overhead": round(shown["wall_s"] / headless_s, 2),
@@ -326,47 +324,33 @@ def browser_bench() -> dict:
     return out
 
 
-def balanced_groups(models, n: int) -> list[list]:
-    """`models` in `n` groups of about equal training cost (forward FLOPs per image), costliest first."""
-    groups: list[list] = [[] for _ in range(min(n, len(models)))]
-    cost = [0] * len(groups)
-    for m in sorted(models, key=forward_flops, reverse=True):
-        i = cost.index(min(cost))
-        groups[i].append(m)
-        cost[i] += forward_flops(m)
-    return groups
-
-
 def split_bench(steps: int | None = None) -> dict:
-    """The default run in the app's worker processes, three ways back to back: one worker with the worker's
-    threads (a run started from another machine), one worker with one thread (from a browser on this
-    machine), and one single-thread worker per core, each training its share of the models at once. Seconds
-    from start to done. README "What limits it": these small convs gain little from a second OpenMP thread,
-    and two single-thread processes do not wait on each other."""
+    """The default run in the app's worker processes, three ways back to back: one worker with the job's
+    threads (how a run started from another machine trained before the split), one worker with one thread
+    (from a browser on this machine, before), and as a job runs it now: one single-thread worker per core,
+    each training its share of the models. Seconds from start to done. README "What limits it": these small
+    convs gain little from a second OpenMP thread, and two single-thread processes do not wait on each other."""
     preset = PRESETS[DEFAULT_PRESET]
     train = preset.train if steps is None else replace(preset.train, steps=steps)
-    groups = balanced_groups(preset.models, os.cpu_count() or 1)
+    full = threads_per_worker()
 
-    def timed(parts, threads: int) -> float:
-        queue = WorkerQueue(slots=len(parts), threads=threads)  # its own slots: the ways never queue
-        jobs = [Job(part, train, queue=queue) for part in parts]
+    def timed(job: Job) -> float:  # each job in its own queue: nothing else here waits for it
         t0 = time.perf_counter()
-        for job in jobs:
-            job.start()
-        for job in jobs:
-            job.join()
-            snap = job.snapshot()
-            if snap.state != "done":
-                raise RuntimeError(f"a split_bench run ended {snap.state}: {snap.error}")
+        job.start().join()
+        snap = job.snapshot()
+        if snap.state != "done":
+            raise RuntimeError(f"a split_bench run ended {snap.state}: {snap.error}")
         return round(time.perf_counter() - t0, 1)
 
     # One step in a worker first: starting the fork server (torch imported there) is no way's cost.
-    Job(preset.models[:1], replace(train, steps=1), queue=WorkerQueue(slots=1, threads=1)).start().join()
-    full = threads_per_worker()
-    return {"split_steps": train.steps, f"split_one_worker_{full}_threads_s": timed([preset.models], full),
-            "split_one_worker_1_thread_s": timed([preset.models], 1),
-            "split_groups": [[m.name for m in g] for g in groups],
-            "split_workers_1_thread_s": timed(groups, 1)}
+    Job(preset.models[:1], replace(train, steps=1), queue=WorkerQueue(1), threads=1).start().join()
+    split = Job(preset.models, train, queue=WorkerQueue(1), threads=full, viewer_here=True)
+    return {"split_steps": train.steps,
+            f"split_one_worker_{full}_threads_s": timed(Job(preset.models, train, queue=WorkerQueue(1),
+                                                            threads=full, workers=1)),
+            "split_one_worker_1_thread_s": timed(Job(preset.models, train, queue=WorkerQueue(1), threads=1)),
+            "split_groups": [[preset.models[i].name for i in part] for part in split.parts],
+            "split_workers_1_thread_s": timed(split)}
 
 
 def run_bench(steps: int = 20, first_render: bool = False, lesson: bool = True, presets: bool = False,

@@ -1,5 +1,6 @@
 import gc
 import os
+import signal
 import time
 
 import numpy as np
@@ -14,8 +15,10 @@ from resnet_viz.training.engine import (
     WorkerQueue,
     diverged_message,
     run_threads,
+    split,
     threads_per_worker,
 )
+from resnet_viz.training.trainer import Control
 from resnet_viz.training.trainer import lr_at as _lr_at
 
 DEPTH = 8
@@ -491,7 +494,7 @@ def test_a_queue_gives_its_workers_their_threads_and_cpu_priority(jobs, monkeypa
     jobs.append(job.start())
     # Only the priority is checked: a nice-19 worker may wait long for its first step on a busy machine.
     deadline = time.monotonic() + hang_s(10)
-    while getattr(job._process, "pid", None) is None or os.getpriority(os.PRIO_PROCESS, job._process.pid) != 19:
+    while not job._processes or os.getpriority(os.PRIO_PROCESS, job._processes[0].pid) != 19:
         assert time.monotonic() < deadline, f"the worker is not at nice 19: {job.snapshot()}"
         time.sleep(0.05)
     assert Job([ModelSpec(depth=DEPTH)], tiny_train(steps=1), queue=WorkerQueue(1, threads=2), threads=1).threads == 1
@@ -510,3 +513,91 @@ def test_every_recorded_series_reads_from_the_snapshot_shaped_as_declared():
         assert np.isnan(v.ratio).all() == (not v.spec.skip)
     with pytest.raises(AttributeError):
         snap.models[0].no_such_series
+
+
+# ---- one job over several single-thread workers -----------------------------------------------------
+
+SPLIT_MODELS = [ModelSpec(depth=DEPTH, skip=False), ModelSpec(depth=14), ModelSpec(depth=DEPTH)]
+
+
+def test_split_puts_the_costliest_model_first_and_balances_the_rest():
+    assert split([5, 20, 7, 9], 2) == [[1], [0, 2, 3]]  # 20 | 9 + 7 + 5, each group in run order
+    groups = split([5, 20, 7, 9, 30], 2)
+    assert sorted(i for g in groups for i in g) == [0, 1, 2, 3, 4] and len(groups) == 2
+    assert split([3, 3], 4) == [[0], [1]]  # never more workers than models
+    assert split([3, 3, 3], 1) == [[0, 1, 2]]
+
+
+def test_a_job_with_two_cores_trains_its_models_in_two_workers_as_one_worker_would(jobs):
+    """Each model trains alone with one thread either way: its records are the same, bit for bit."""
+    train = tiny_train(steps=5, eval_every=2, seed=3)
+    one = Job(SPLIT_MODELS, train, queue=WorkerQueue(1, threads=1))
+    two = Job(SPLIT_MODELS, train, queue=WorkerQueue(1, threads=2))
+    assert len(one.parts) == 1 and len(two.parts) == 2
+    for job in (one, two):
+        jobs.append(job.start())
+        assert job.join(hang_s(60))
+    assert len({p.pid for p in two._processes}) == 2
+    a, b = one.snapshot(), two.snapshot()
+    assert a.state == b.state == "done" and a.step == b.step == 5
+    for x, y in zip(a.models, b.models, strict=True):
+        for name, values in x.series.items():
+            if name != "seconds":
+                np.testing.assert_array_equal(values, y.series[name], err_msg=name)
+
+
+def test_a_split_job_pauses_steps_and_resumes_with_every_model_at_one_step(jobs):
+    train = tiny_train(steps=100_000, eval_every=100_000)
+    job = Job(SPLIT_MODELS, train, queue=WorkerQueue(1, threads=2))
+    assert len(job.parts) == 2
+    jobs.append(job.start())
+    wait_for(job, lambda s: s.step >= 3, timeout=30)
+    job.pause()
+    held = wait_until_blocked(job, timeout=30)
+    held = wait_for(job, lambda s: s.state == "paused")
+    assert {int(c[Control.STEP]) for c in job._controls} == {held.step}  # the one behind caught up
+    assert all(len(m.train_loss) == held.step and np.isfinite(m.train_loss).all() for m in held.models)
+    job.step(2)
+    wait_for(job, lambda s: s.step >= held.step + 2, timeout=30)
+    snap = wait_until_blocked(job)
+    assert snap.step == held.step + 2 and snap.state == "paused"
+    assert {int(c[Control.STEP]) for c in job._controls} == {snap.step}
+    job.resume()
+    wait_for(job, lambda s: s.step >= snap.step + 2 and s.state == "running", timeout=30)
+    job.stop()
+    assert job.join(hang_s(20))
+    assert job.snapshot().state == "stopped"
+    assert not any(p.is_alive() for p in job._processes)
+
+
+def test_a_killed_worker_fails_the_run_stops_the_others_and_keeps_what_was_recorded(jobs):
+    job = Job(SPLIT_MODELS, tiny_train(steps=100_000, eval_every=100_000), queue=WorkerQueue(1, threads=2))
+    jobs.append(job.start())
+    wait_for(job, lambda s: s.step >= 2, timeout=30)
+    os.kill(job._processes[0].pid, signal.SIGKILL)  # out of memory, or a crash in C
+    assert job.join(hang_s(30))
+    snap = job.snapshot()
+    assert snap.state == "failed" and "-9" in snap.error
+    assert not any(p.is_alive() for p in job._processes)
+    assert snap.step >= 2 and all(np.isfinite(m.train_loss).all() for m in snap.models)
+
+
+def test_a_job_shares_its_cores_among_single_thread_workers_when_the_browser_is_here(monkeypatch):
+    """With the page's browser on this machine, no worker runs a thread team (it would wait at every barrier
+    for the thread that lost its core); elsewhere a lone model gets the job's cores as threads."""
+    monkeypatch.delenv("RESNET_LAB_THREADS", raising=False)
+    queue = WorkerQueue(1, threads=2)
+    here = Job(SPLIT_MODELS, tiny_train(), queue=queue, viewer_here=True)
+    assert (len(here.parts), here.threads) == (2, 1)
+    assert (len(Job(SPLIT_MODELS, tiny_train(), queue=queue).parts), here.threads) == (2, 1)
+    assert Job([TINY_MODEL], tiny_train(), queue=queue, viewer_here=True).threads == 1
+    assert Job([TINY_MODEL], tiny_train(), queue=queue).threads == 2
+    monkeypatch.setenv("RESNET_LAB_THREADS", "2")  # set by the admin: used as it is
+    assert Job([TINY_MODEL], tiny_train(), queue=queue, viewer_here=True).threads == 2
+
+
+def test_a_job_on_one_core_or_with_pretraining_keeps_one_worker():
+    assert len(Job(SPLIT_MODELS, tiny_train(), queue=WorkerQueue(1, threads=1)).parts) == 1
+    transfer = [ModelSpec(depth=DEPTH, transfer="finetune"), ModelSpec(depth=DEPTH, skip=False)]
+    job = Job(transfer, tiny_train(pretrain_steps=2), queue=WorkerQueue(1, threads=2))
+    assert job.parts == [[0, 1]]

@@ -1,12 +1,19 @@
-"""Training jobs: the models of one comparison, trained in lock-step in ONE worker process.
+"""Training jobs: the models of one comparison, trained on the job's cores in worker processes.
 
 Each step draws one minibatch and feeds it to each model in turn (trainer.py), so the comparison is fair
 (same data, same order, same seed) and the cores are never oversubscribed: two trainers that each use all
 cores run ~50x slower on a 2-core laptop (DESIGN section 3). A process-wide queue lets at most
 `max_workers()` jobs train at once, across all browser sessions; the others wait, with a visible position.
 
-The worker is a separate process so that the web server's own Python work cannot stall it on the GIL; it
-writes its measurements into shared memory, and `snapshot()` hands the UI plain numpy copies of them.
+A job with several cores splits its models by cost into one single-thread worker per core (`split`), each
+training its share in lock-step on the same minibatches: these small convolutions gain little from a second
+OpenMP thread, and a thread team waits at every barrier for the thread that lost its core to the browser,
+while two processes do not wait on each other (the default lesson: 14.3 s split vs 22.5 s in one
+single-thread worker and 31.6 s in one two-thread worker, `bench --split`). A model trains alone with one
+thread either way, so its records are the same whichever worker trains it.
+
+The workers are separate processes so that the web server's own Python work cannot stall them on the GIL;
+they write their measurements into shared memory, and `snapshot()` hands the UI plain numpy copies of them.
 """
 import atexit
 import itertools
@@ -59,12 +66,12 @@ def _threads_set() -> int | None:
 
 
 def run_threads(viewer_here: bool) -> int:
-    """torch threads for a run started from a page: one fewer than the worker's share when that page's browser
-    runs on this machine (a teacher's laptop), leaving it and the web server a core. With the page open, the
-    default lesson trained 1.7x faster on 2 cores with one thread than with two (`bench --browser`): a
-    2-thread team waits at every OpenMP barrier for the thread that lost its core to the browser.
-    RESNET_LAB_THREADS, when set, is used as it is. Runs shared across sessions are keyed without it: a
-    1-thread run's records are a run of the same settings, though not bit for bit those of a 2-thread one."""
+    """torch threads for an experiment's worker started from a page: one fewer than the worker's share when
+    that page's browser runs on this machine (a teacher's laptop), leaving it and the web server a core. With
+    the page open, the default lesson trained 1.7x faster on 2 cores in one worker with one thread than with
+    two (`bench --browser`): a 2-thread team waits at every OpenMP barrier for the thread that lost its core to
+    the browser. RESNET_LAB_THREADS, when set, is used as it is. (Training jobs split their cores among
+    single-thread workers instead: `Job`, `worker_threads`.)"""
     threads = threads_per_worker()
     return max(1, threads - 1) if viewer_here and _threads_set() is None else threads
 
@@ -109,6 +116,25 @@ class WorkerQueue:
     def busy(self) -> tuple[int, int]:
         with self._cond:
             return len(self._running), len(self._waiting)
+
+
+def worker_threads(cores: int, workers: int, viewer_here: bool) -> int:
+    """torch threads for each of a job's `workers` sharing its `cores`: one each when the page's browser runs
+    on this machine and RESNET_LAB_THREADS is not set (run_threads: no thread team to wait for a core the
+    browser took), else the cores shared."""
+    return 1 if viewer_here and _threads_set() is None else max(1, cores // workers)
+
+
+def split(costs: list[int], parts: int) -> list[list[int]]:
+    """Model indices in up to `parts` groups of about equal cost, each in run order: the costliest model goes
+    first, each to the group with the least cost so far."""
+    groups: list[list[int]] = [[] for _ in range(max(1, min(parts, len(costs))))]
+    load = [0] * len(groups)
+    for i in sorted(range(len(costs)), key=lambda i: -costs[i]):
+        g = load.index(min(load))
+        groups[g].append(i)
+        load[g] += costs[i]
+    return [sorted(g) for g in groups if g]
 
 
 QUEUE = WorkerQueue(max_workers())
@@ -267,13 +293,16 @@ class Snapshot:
 
 
 class Job:
-    """Trains `models` with `train` in a background worker process, with start/pause/resume/step/stop.
-    Transfer models start from `start_from` (a finished Job: this session's run, or a reopened saved one)
-    where it has a model of their architecture, else from the run's pretraining step."""
+    """Trains `models` with `train` in background worker processes, with start/pause/resume/step/stop: one
+    per core of its `threads` (default: its queue slot's share), at most `workers`, each training its share of
+    the models (`parts`) with `self.threads` torch threads (worker_threads). Transfer models start from
+    `start_from` (a finished Job: this session's run, or a reopened saved one) where it has a model of their
+    architecture, else from the run's pretraining step."""
 
     def __init__(self, models, train: TrainSpec, queue: WorkerQueue = QUEUE, dataset: str = "mnist-5k",
                  heartbeat_timeout: float | None = None, start_from: "Job | None" = None,
-                 _weights_given: bool = False, threads: int | None = None):
+                 _weights_given: bool = False, threads: int | None = None, viewer_here: bool = False,
+                 workers: int | None = None):
         models = tuple(models)
         lenders = sources(models, start_from.models) if start_from is not None else {}
         # a reopened run's weights come from its file: none of its models needs pretraining again
@@ -290,13 +319,13 @@ class Job:
         self.heartbeat_timeout = heartbeat_timeout  # stop when nobody called touch() for this long
         self.heartbeat = time.monotonic()
         self._queue = queue
-        self.threads = threads or queue.threads  # the worker's torch threads (run_threads)
+        self.cores = threads or queue.threads  # its slot's share of the cores, for its workers to share
         self._lock = threading.Lock()
+        self._grant_lock = threading.Lock()  # Step (a page's thread) and catching up (the owner) both grant
         self._state = "idle"
         self._error: str | None = None
         self._thread: threading.Thread | None = None
-        self._process = None
-        self._control = Control().share_memory_()
+        self._processes: list = []
         self._info: list[ModelInfo] = []
         self._records: list[Record] = []
         # The models themselves live here, their weights in shared memory that the worker trains in place:
@@ -317,6 +346,13 @@ class Job:
                                  .share_memory_())
         for i, j in lenders.items():  # into the shared buffers, which the worker adopts as its start
             self.nets[i].load_backbone(start_from.nets[j])
+        # One worker per core, unless a GPU trains the run or a net is pretrained first (the pretraining of
+        # an architecture serves all its transfer models: one worker does it once, in order).
+        one = self._pretrain_total or device.resolve(train.device).type != "cpu"
+        self.parts = split([info.flops for info in self._info], 1 if one else workers or self.cores)
+        self.threads = worker_threads(self.cores, len(self.parts), viewer_here)  # each worker's torch threads
+        # one Control per worker: its own progress, the same orders (pause, step, stop) written to each
+        self._controls = [Control().share_memory_() for _ in self.parts]
 
     @property
     def info(self) -> list[ModelInfo]:
@@ -345,8 +381,9 @@ class Job:
                 net.load_state_dict(weights)  # copies into the shared buffers the pages read
             except (RuntimeError, ValueError) as e:
                 raise LabError("error.run_file", detail=f"model {i}: {str(e)[:200]}") from None
-        self._control[Control.STEP] = n
-        self._control.elapsed[0] = saved.elapsed
+        for c in self._controls:
+            c[Control.STEP] = n
+            c.elapsed[0] = saved.elapsed
         self._state = saved.state
 
     # ---- control (any thread) -------------------------------------------------------------------
@@ -357,7 +394,8 @@ class Job:
             digits(self.dataset)  # missing or damaged files: the user's message now, not a failed worker
             if self.train.pretrain_dataset and self._pretrain_total:
                 digits(self.train.pretrain_dataset)
-            self._control[Control.PAUSED] = int(paused)
+            for c in self._controls:
+                c[Control.PAUSED] = int(paused)
             self._state = "queued"
             self._thread = threading.Thread(target=self._manage, name="resnet-lab-job", daemon=True)
             _LIVE_JOBS.add(self)
@@ -365,20 +403,37 @@ class Job:
         return self
 
     def pause(self) -> None:
-        self._control[Control.PAUSED] = 1
+        for c in self._controls:
+            c[Control.PAUSED] = 1
 
     def resume(self) -> None:
-        self._control[Control.GRANTED] = self._control[Control.USED]
-        self._control[Control.PAUSED] = 0
+        with self._grant_lock:
+            for c in self._controls:
+                c[Control.GRANTED] = c[Control.USED]
+                c[Control.PAUSED] = 0
 
     def step(self, n: int = 1) -> None:
         """While paused, train exactly n more steps, then stay paused."""
-        c = self._control
-        c[Control.GRANTED] = max(c[Control.GRANTED], c[Control.USED]) + n  # a pretraining step counts too
-        c[Control.PAUSED] = 1
+        with self._grant_lock:
+            for c in self._controls:
+                c[Control.GRANTED] = max(c[Control.GRANTED], c[Control.USED]) + n  # a pretraining step counts too
+                c[Control.PAUSED] = 1
 
     def stop(self) -> None:
-        self._control[Control.STOP] = 1
+        for c in self._controls:
+            c[Control.STOP] = 1
+
+    def _catch_up(self) -> None:
+        """While paused, workers behind the one furthest on train up to its step, so that the paused run shows
+        every model at one step (they pause wherever Pause finds them)."""
+        controls = self._controls
+        if len(controls) < 2 or not controls[0][Control.PAUSED]:
+            return
+        lead = max(c[Control.STEP] for c in controls)
+        with self._grant_lock:
+            for c in controls:  # a blocked worker is at a step boundary: its STEP is where it stands
+                if c[Control.BLOCKED] and c[Control.STEP] < lead and c[Control.USED] >= c[Control.GRANTED]:
+                    c[Control.GRANTED] = c[Control.USED] + lead - c[Control.STEP]
 
     def touch(self) -> None:
         """A viewer is still watching (see heartbeat_timeout)."""
@@ -390,7 +445,7 @@ class Job:
     def _cancelled(self) -> bool:
         if self._abandoned():
             self.stop()
-        return bool(self._control[Control.STOP])
+        return bool(self._controls[0][Control.STOP])
 
     def join(self, timeout: float | None = None) -> bool:
         if self._thread is not None:
@@ -402,8 +457,9 @@ class Job:
         """Train in this process and thread (the CLI, benchmarks); on_step(step, losses) after every step."""
         with self._lock:
             self._state = "running"
+        self.parts, self._controls = [list(range(len(self.models)))], self._controls[:1]  # all in this thread
         try:
-            state = train_lockstep(self.nets, self.train, self._records, self._control, self.dataset, on_step,
+            state = train_lockstep(self.nets, self.train, self._records, self._controls[0], self.dataset, on_step,
                                    self.sourced)
             self._finish(state)
         except Exception as exc:
@@ -411,16 +467,18 @@ class Job:
         return self.snapshot()
 
     def snapshot(self) -> Snapshot:
-        c = self._control
+        controls = self._controls
         with self._lock:
             state, error = self._state, self._error
-        if state == "running" and c[Control.BLOCKED]:
-            state = "paused"
-        n = c[Control.STEP]
-        return Snapshot(state, n, self.train.steps, self._queue.position(self), float(c.elapsed[0]), error,
+        steps = [c[Control.STEP] for c in controls]
+        n = min(steps)  # every model has trained this far
+        if state == "running" and n == max(steps) < self.train.steps and all(c[Control.BLOCKED] for c in controls):
+            state = "paused"  # every worker waits at the same step (those behind catch up first: _catch_up)
+        return Snapshot(state, n, self.train.steps, self._queue.position(self),
+                        max(float(c.elapsed[0]) for c in controls), error,
                         self.train, [_view(info, rec, n) for info, rec in zip(self._info, self._records)],
-                        bool(c[Control.PAUSED]) and state in ("queued", "running", "paused"),
-                        c[Control.PRETRAINED], self._pretrain_total)
+                        bool(controls[0][Control.PAUSED]) and state in ("queued", "running", "paused"),
+                        sum(c[Control.PRETRAINED] for c in controls), self._pretrain_total)
 
     # ---- the owner thread: queue, process, watchdog -------------------------------------------
     def _manage(self) -> None:
@@ -431,30 +489,60 @@ class Job:
             with self._lock:
                 self._state = "running"
             ctx = _context()
-            receive, send = ctx.Pipe(duplex=False)
-            self._process = ctx.Process(
-                target=worker_main, name=WORKER_NAME, daemon=True,
-                args=(list(self.models), self._flats, self.train, self._records, self._control, self.dataset,
-                      self.threads, send, self.sourced))
-            self._process.start()
-            send.close()
-            if self._queue.nice:  # the worker's main thread; torch threads it starts later inherit it
-                os.setpriority(os.PRIO_PROCESS, self._process.pid, self._queue.nice)
-            while self._process.is_alive():
-                self._process.join(0.2)
-                if self._cancelled() and self._process.is_alive():
-                    self._process.join(10)  # the worker stops at its next step boundary
-                    if self._process.is_alive():
-                        self._process.terminate()
-            try:
-                state, error = receive.recv()
-            except EOFError:  # it died without a word: killed, out of memory, or crashed in C
-                state, error = "failed", tr("en", "msg.worker_died", code=self._process.exitcode)
+            pipes = []
+            for part, control in zip(self.parts, self._controls):
+                receive, send = ctx.Pipe(duplex=False)
+                process = ctx.Process(
+                    target=worker_main, name=WORKER_NAME, daemon=True,
+                    args=([self.models[i] for i in part], [self._flats[i] for i in part], self.train,
+                          [self._records[i] for i in part], control, self.dataset, self.threads, send,
+                          frozenset(part.index(i) for i in self.sourced if i in part)))
+                process.start()
+                send.close()
+                if self._queue.nice:  # the worker's main thread; torch threads it starts later inherit it
+                    os.setpriority(os.PRIO_PROCESS, process.pid, self._queue.nice)
+                self._processes.append(process)
+                pipes.append(receive)
+            ends: dict[int, tuple[str, str | None]] = {}
+            while len(ends) < len(pipes):
+                for i, (process, receive) in enumerate(zip(self._processes, pipes)):
+                    if i not in ends and (receive.poll() or not process.is_alive()):
+                        ends[i] = self._end_of(process, receive)
+                        if ends[i][0] != "done":  # a failed or stopped worker stops the run
+                            self.stop()
+                self._catch_up()
+                if self._cancelled():
+                    self._reap()
+                if len(ends) < len(pipes):
+                    time.sleep(0.2)
+            # the first failure tells the run's end; else a stop; else all done
+            state, error = min(ends.values(), key=lambda end: ("failed", "stopped", "done").index(end[0]))
             self._finish(state, error)
         except Exception as exc:  # a broken run must not take the server down; show it instead
+            self.stop()
+            self._reap()
             self._finish("failed", f"{type(exc).__name__}: {exc}")
         finally:
             self._queue.release(self)
+
+    def _reap(self) -> None:
+        """Workers stop at their next step boundary; one that does not in 10 s is ended."""
+        deadline = time.monotonic() + 10
+        for process in self._processes:
+            process.join(max(0.0, deadline - time.monotonic()))
+            if process.is_alive():
+                process.terminate()
+                process.join(5)
+
+    @staticmethod
+    def _end_of(process, receive) -> tuple[str, str | None]:
+        try:
+            end = receive.recv()
+        except EOFError:  # it died without a word: killed, out of memory, or crashed in C
+            process.join(1)
+            return "failed", tr("en", "msg.worker_died", code=process.exitcode)
+        process.join(10)
+        return end
 
     def _finish(self, state: str, error: str | None = None) -> None:
         with self._lock:

@@ -284,13 +284,13 @@ def start_run(holder, specs, train, dataset: str, lender=None, private: bool = F
     """Train these models, or join the run with identical settings that this server already has (queued,
     training or done): one run for a class pressing Train on the same preset. A run that starts from this
     session's weights (transfer from the run) is always its own."""
-    from ..training.engine import Job, run_threads
+    from ..training.engine import Job
     try:
         key = None if private or lender is not None else run_key(specs, train, dataset)
 
         def new_job():
             return Job(specs, train, dataset=dataset, heartbeat_timeout=HEARTBEAT_TIMEOUT,
-                       start_from=lender, threads=run_threads(viewer_here())).start()
+                       start_from=lender, viewer_here=viewer_here()).start()
         job, joined = RUNS.find_or_start(key, new_job, holder) if key else (new_job(), False)
     except LabError as e:  # too big for the server, a GPU it lacks, a damaged dataset: say so, keep the run
         st.error(e.text(lang()))

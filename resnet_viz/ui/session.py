@@ -19,7 +19,7 @@ WARM_UP_DELAY = 3.0  # s
 
 def viewer_here() -> bool:
     """Whether this session's browser runs on the server's machine (it connected from localhost), so that
-    it draws the charts on the cores that train (engine.run_threads). A script with no browser (AppTest) is
+    it draws the charts on the cores that train (engine.worker_threads, engine.run_threads). A script with no browser (AppTest) is
     not."""
     return st.context.ip_address is None and bool(st.context.headers.get("Host"))
 
