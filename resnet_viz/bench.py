@@ -249,6 +249,19 @@ def _own_workers(table, me: int) -> float:
     return cpu
 
 
+def settle(pid: int, quiet_s: int = 4, limit_s: float = 40) -> None:
+    """Wait until `pid` and everything below it have used almost no CPU for `quiet_s` seconds in a row (at most
+    `limit_s`): the app's warm-up (the fork server, the default lesson's costs) starts 3 s after the first
+    page and takes a few seconds; a teacher reading the page does not wait for it."""
+    deadline = time.monotonic() + limit_s
+    before, quiet = _tree_cpu(_cpu_table(), pid), 0
+    while quiet < quiet_s and time.monotonic() < deadline:
+        time.sleep(1)
+        now = _tree_cpu(_cpu_table(), pid)
+        quiet = quiet + 1 if now - before < 0.05 else 0
+        before = now
+
+
 PROGRESS = re.compile(r"step (\d+)/(\d+) · (\d+) s")
 
 
@@ -269,7 +282,7 @@ def browser_run(lesson_at: int, env: dict[str, str], query: str = "", chromium: 
                 page.goto(f"{url}/?{query}" if query else url)
                 train = page.get_by_role("button", name="Train", exact=True)
                 train.wait_for(timeout=60_000)
-                time.sleep(3)  # the fork server's warm-up, which follows the first page, is not the run's
+                settle(server.pid)  # the server's warm-up, which follows the first page, is not the run's
                 cpu0 = cpu_split(server.pid)
                 t0 = time.perf_counter()
                 train.click()
@@ -293,8 +306,11 @@ def browser_run(lesson_at: int, env: dict[str, str], query: str = "", chromium: 
             "cpu_s": {k: round(cpu1[k] - cpu0[k], 1) for k in cpu0}}
 
 
-def headless_run() -> tuple[float, int]:
-    """The default preset's whole run without a browser: seconds from Job() to done, and its lesson step."""
+def headless_run(workers: bool = False) -> tuple[float, int]:
+    """The default preset's whole run without a browser: seconds from Job() to done, and its lesson step. In
+    this process (the CLI's way), or with `workers` in the app's worker processes as a page would start it
+    (engine.Job: one single-thread worker per core). The first Job of a process builds the costs it checks
+    (models on the meta device, ~2 s): done before the clock starts, as the app's warm-up does."""
     preset = PRESETS[DEFAULT_PRESET]
     losses: dict[str, list[float]] = {m.name: [] for m in preset.models}
 
@@ -302,23 +318,37 @@ def headless_run() -> tuple[float, int]:
         for model, loss in zip(losses, step_losses, strict=True):
             losses[model].append(loss)
 
+    Job(preset.models, replace(preset.train, steps=1), queue=WorkerQueue(1)).start().join()  # the fork server too
     t0 = time.perf_counter()
-    Job(preset.models, preset.train).run_blocking(watch)
-    return time.perf_counter() - t0, lesson_step(losses)
+    if not workers:
+        Job(preset.models, preset.train).run_blocking(watch)
+        return time.perf_counter() - t0, lesson_step(losses)
+    job = Job(preset.models, preset.train, queue=WorkerQueue(1), viewer_here=True).start()
+    job.join()
+    seconds = time.perf_counter() - t0
+    snap = job.snapshot()
+    if snap.state != "done":
+        raise RuntimeError(f"the headless run in workers ended {snap.state}: {snap.error}")
+    return seconds, lesson_step({v.name: list(v.train_loss) for v in snap.models})
 
 
 def browser_bench() -> dict:
-    """The same default run headless, then with its Lab page open in Chromium, back to back: as the app runs it
-    (the page being on this machine: one single-thread worker per core, the models split among them, see
-    engine.Job), then in one single-thread worker (RESNET_LAB_THREADS=1: how the app ran it before the split)
-    when the machine has more than one core, the split lever measured in the same run."""
+    """The same default run headless (in this process, then in the app's workers), then with its Lab page open
+    in Chromium, back to back: as the app runs it (the page being on this machine: one single-thread worker
+    per core, the models split among them, see engine.Job), then in one single-thread worker
+    (RESNET_LAB_THREADS=1: how the app ran it before the split) when the machine has more than one core, the
+    split lever measured in the same run. `*_overhead` is over the headless run in this process (the issue's
+    measure), `*_over_workers` over the same workers with no page: what the page itself costs."""
     headless_s, step = headless_run()
-    out = {"headless_s": round(headless_s, 1), "browser_degradation_step": step}
+    workers_s, _ = headless_run(workers=True)
+    out = {"headless_s": round(headless_s, 1), "headless_workers_s": round(workers_s, 1),
+           "browser_degradation_step": step}
     runs = [("browser", {})] + ([("browser_one_worker", {"RESNET_LAB_THREADS": "1"})]
                                 if threads_per_worker() > 1 else [])
     for key, env in runs:
         shown = browser_run(step, env)
         out |= {f"{key}_s": round(shown["wall_s"], 1), f"{key}_overhead": round(shown["wall_s"] / headless_s, 2),
+                f"{key}_over_workers": round(shown["wall_s"] / workers_s, 2),
                 f"{key}_page_s": shown["page_s"], f"{key}_degradation_seconds": round(shown["lesson_s"], 1),
                 f"{key}_cpu_s": shown["cpu_s"]}
     return out

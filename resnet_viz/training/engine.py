@@ -28,13 +28,21 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
-from ..config import ModelSpec, TrainSpec, check_run, pretraining, sources
+from ..config import (
+    DEFAULT_PRESET,
+    PRESETS,
+    ModelSpec,
+    TrainSpec,
+    check_run,
+    pretraining,
+    sources,
+)
 from ..data.arrays import digits
 from ..i18n import LabError, tr
 from ..metrics import SERIES
 from ..models import count_params, layer_table
 from . import device
-from .memory import check_memory
+from .memory import check_memory, estimate
 from .trainer import (
     Control,
     Record,
@@ -187,8 +195,19 @@ def _ensure_forkserver() -> None:
 
 
 def warm_up() -> None:
-    """Start the fork server (and its torch import) now, in the background, so the first Train is quick."""
-    threading.Thread(target=_context, name="resnet-lab-warm-up", daemon=True).start()
+    """In the background, so that the first Train is quick: start the fork server (and its torch import), then
+    work out the default lesson's costs (its memory check and layer tables, all cached): torch's meta-device
+    code imports and runs for the first time there, and made the first Job of a server take 2.2 s instead of
+    0.1 while the page waited for the run's first status."""
+    def run():
+        _context()
+        preset = PRESETS[DEFAULT_PRESET]
+        with _BUILD_LOCK:  # as a Job's own builds
+            estimate(preset.models, preset.train)
+            for spec in preset.models:
+                layer_table(spec)
+
+    threading.Thread(target=run, name="resnet-lab-warm-up", daemon=True).start()
 
 
 WORKER_NAME = "resnet-lab-worker"

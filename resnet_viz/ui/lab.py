@@ -43,6 +43,7 @@ from .saving import save_and_share
 from .session import (
     HEARTBEAT_TIMEOUT,
     STATUS_REFRESHES_PER_SECOND,
+    chart_interval,
     followed_slot,
     following,
     job_holder,
@@ -362,9 +363,10 @@ def live_status_view(job, snap) -> None:
 
 def live_charts_view(job, snap) -> None:
     """The run's charts, polled less often the more sessions view the run (a status line costs the server and
-    the browser little, five charts a lot: session.live_interval): the last element of the page."""
+    the browser little, five charts a lot: session.live_interval), and when the browser draws them on the
+    cores that train (session.chart_interval): the last element of the page."""
     if job is not None:
-        st.fragment(live_panel, run_every=live_interval(job, 1.0, 2.0) if snap.step else None)()
+        st.fragment(live_panel, run_every=chart_interval(job) if snap.step else None)()
 
 
 def live_status() -> None:
