@@ -383,8 +383,73 @@ def split_bench(steps: int | None = None) -> dict:
             "split_workers_1_thread_s": timed(split)}
 
 
+def fusion_bench(depths=(20, 56), repeats: int = 15, threads: tuple[int, ...] = (1, 2)) -> dict:
+    """Horizontal fusion (issue 15's lever; PyTorch's model-ensembling recipe): a plain and a residual net of
+    one depth have the same layers (plain = the residual block with beta = 0), so one forward and backward
+    over their stacked weights (torch.func.stack_module_state + vmap) could replace two. Median ms of one
+    such step (batch 64, no optimiser) for the two nets one after the other (channels_last, as the app
+    trains them) and fused, per depth and thread count; and how far the fused gradients are from the two
+    nets' own in the same memory format (relative, the larger of the two nets: they must agree). The fused
+    way runs in the default format: under vmap, channels_last falls back to a slow path for as_strided_."""
+    out, before = {}, torch.get_num_threads()
+    try:
+        for depth in depths:
+            out |= _fusion_at(depth, repeats, threads)
+    finally:
+        torch.set_num_threads(before)
+    return out
+
+
+def _fusion_at(depth: int, repeats: int, threads: tuple[int, ...]) -> dict:
+    import copy
+
+    import torch.nn.functional as nnf
+    from torch.func import functional_call, grad, stack_module_state, vmap
+
+    from .config import ModelSpec
+    torch.manual_seed(0)
+    x, y = torch.randn(64, 1, 28, 28), torch.randint(0, 10, (64,))
+    nets = [build_model(ModelSpec(depth=depth, beta=b)) for b in (1.0, 0.0)]
+    params, buffers = stack_module_state(nets)
+    base = copy.deepcopy(nets[0]).to("meta")
+
+    def loss(p, b, x, y):
+        return nnf.cross_entropy(functional_call(base, (p, b), (x,)), y)
+
+    fused_grad = vmap(grad(loss), in_dims=(0, 0, None, None))
+
+    def separate(x=x):
+        for net in nets:
+            net.zero_grad()
+            nnf.cross_entropy(net(x), y).backward()
+
+    def fused():
+        return fused_grad(params, buffers, x, y)
+
+    grads = fused()
+    separate()
+    out = {f"fusion_{depth}_grad_diff": max(
+        float(torch.cat([(grads[name][i] - p.grad).flatten() for name, p in net.named_parameters()]).norm()
+              / torch.cat([p.grad.flatten() for p in net.parameters()]).norm()) for i, net in enumerate(nets))}
+    for net in nets:
+        net.to(memory_format=torch.channels_last)
+    x_last = x.contiguous(memory_format=torch.channels_last)
+    for n in threads:
+        torch.set_num_threads(n)
+        for name, step in (("separate", lambda: separate(x_last)), ("fused", fused)):
+            times = []
+            for _ in range(3 + repeats):
+                t0 = time.perf_counter()
+                step()
+                times.append(time.perf_counter() - t0)
+            out[f"fusion_{depth}_{n}t_{name}_ms"] = round(1000 * float(np.median(times[3:])), 1)
+        out[f"fusion_{depth}_{n}t_fused_over_separate"] = round(
+            out[f"fusion_{depth}_{n}t_fused_ms"] / out[f"fusion_{depth}_{n}t_separate_ms"], 2)
+    return out
+
+
 def run_bench(steps: int = 20, first_render: bool = False, lesson: bool = True, presets: bool = False,
-              browser: bool = False, split: bool = False) -> dict:
+              browser: bool = False, split: bool = False, fusion: bool = False) -> dict:
     torch.set_num_threads(threads_per_worker())
     preset = PRESETS[DEFAULT_PRESET]
     train = replace(preset.train, steps=WARMUP_STEPS + steps, eval_every=10**6, eval_size=100)
@@ -410,6 +475,7 @@ def run_bench(steps: int = 20, first_render: bool = False, lesson: bool = True, 
     render = first_render_seconds() if first_render else {}
     in_browser = browser_bench() if browser else {}
     split_ways = split_bench() if split else {}
+    fused = fusion_bench() if fusion else {}
     lessons = {"lessons": preset_lessons(timed)} if presets else {}
     return {"cores": os.cpu_count(), "torch_threads": threads_per_worker(), "torch": torch.__version__,
             "batch_size": train.batch_size, "matmul_gflops": round(peak, 1), "models": models,
@@ -420,4 +486,4 @@ def run_bench(steps: int = 20, first_render: bool = False, lesson: bool = True, 
             "predict_ms": round(draw_ms, 1),
             # peak resident memory of this process after training the default preset (Linux reports KiB)
             "rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1), **shown, **render, **lessons,
-            **in_browser, **split_ways}
+            **in_browser, **split_ways, **fused}

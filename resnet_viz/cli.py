@@ -133,6 +133,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--split", action="store_true",
                        help="also train the default run in one worker (its threads, then one) and in one "
                             "single-thread worker per core, the models split among them (about 2 minutes)")
+    bench.add_argument("--fusion", action="store_true",
+                       help="also time a plain and a residual net's training step one after the other and "
+                            "horizontally fused (torch.func.vmap over their stacked weights), at 1 and 2 threads")
     bench.add_argument("--presets", action="store_true",
                        help="also time every preset's lesson, headless (each trains until its lesson shows: "
                             "several minutes in all)")
@@ -342,7 +345,7 @@ def cmd_bench(args) -> int:
     from .bench import run_bench
     if args.steps < 1:
         raise LabError("error.steps", value=args.steps)
-    print(json.dumps(run_bench(args.steps, args.first_render, args.lesson, args.presets, args.browser, args.split),
+    print(json.dumps(run_bench(args.steps, args.first_render, args.lesson, args.presets, args.browser, args.split, args.fusion),
                      indent=2))
     return 0
 

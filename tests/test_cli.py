@@ -181,3 +181,14 @@ def test_a_run_too_big_for_the_servers_memory_is_refused_before_anything_starts(
     assert r.returncode == 2, r.stderr
     assert "more than this server allows one run (12.0 GB" in r.stderr and "batch size (now 1024)" in r.stderr, r.stderr
     assert "res-110-w2" in r.stderr and not out.exists(), "nothing started, nothing written"
+
+
+def test_bench_fusion_times_the_same_gradients_two_ways():
+    """`bench --fusion`: a plain and a residual net's step one after the other and fused with vmap over their
+    stacked weights compute the same gradients (else the timing compares different work); the times are
+    figures, not pass lines."""
+    from resnet_viz.bench import fusion_bench
+    out = fusion_bench(depths=(8,), repeats=1, threads=(1,))
+    assert out["fusion_8_grad_diff"] < 1e-4, out
+    assert out["fusion_8_1t_separate_ms"] > 0 and out["fusion_8_1t_fused_ms"] > 0
+    print("bench --fusion at depth 8:", out)

@@ -601,3 +601,16 @@ def test_a_job_on_one_core_or_with_pretraining_keeps_one_worker():
     transfer = [ModelSpec(depth=DEPTH, transfer="finetune"), ModelSpec(depth=DEPTH, skip=False)]
     job = Job(transfer, tiny_train(pretrain_steps=2), queue=WorkerQueue(1, threads=2))
     assert job.parts == [[0, 1]]
+
+
+def test_a_local_browser_redraws_the_charts_once_per_sixteen_steps_of_the_runs_pace():
+    """ui.session.chart_pace: 2 s until the pace is known (the first steps are slow), then CHART_STEPS steps'
+    training time in whole seconds, never under 2 s: the page takes the same share of a slow machine."""
+    from resnet_viz.ui.session import CHART_STEPS, CHART_STEPS_KNOWN, chart_pace
+    job = Job([TINY_MODEL], tiny_train(steps=CHART_STEPS_KNOWN), queue=WorkerQueue(1))
+    control = job._controls[0]
+    for step, elapsed, pace in ((CHART_STEPS_KNOWN - 1, 100.0, 2.0), (CHART_STEPS_KNOWN, 0.5, 2.0),
+                                (CHART_STEPS_KNOWN, 5.0, round(CHART_STEPS * 0.5)),
+                                (CHART_STEPS_KNOWN, 2.6, round(CHART_STEPS * 0.26))):
+        control[Control.STEP], control.elapsed[0] = step, elapsed
+        assert chart_pace(job) == pace, (step, elapsed)

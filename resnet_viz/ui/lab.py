@@ -41,9 +41,11 @@ from .dataset import dataset_picker
 from .link import CLASSROOM_MAX_STEPS
 from .saving import save_and_share
 from .session import (
+    CHART_STEPS_KNOWN,
     HEARTBEAT_TIMEOUT,
     STATUS_REFRESHES_PER_SECOND,
     chart_interval,
+    chart_pace,
     followed_slot,
     following,
     job_holder,
@@ -355,6 +357,9 @@ def live_status_view(job, snap) -> None:
     # interval from the viewers the run has by then (a fragment's interval is fixed when it is drawn). Set
     # before the status line runs: in this very run it must not ask again.
     st.session_state["_charts_wait"] = snap.step == 0 and not snap.finished
+    # The pace the charts' interval is set for in this run: the status line reruns the page once the run's
+    # pace is known, if it asks for another interval (_pace_changed).
+    st.session_state["_chart_pace"] = (job.uid, snap.step >= CHART_STEPS_KNOWN, chart_pace(job))
     every = live_interval(job, 1.0, 2.0, STATUS_REFRESHES_PER_SECOND)
     if following() and every is None:
         every = FOLLOW_POLL_S
@@ -385,10 +390,23 @@ def live_status() -> None:
     # buttons and the charts and stops the polling. So does the first step (the charts start polling).
     was_busy = st.session_state.get("_was_busy", False)
     st.session_state["_was_busy"] = not snap.finished
-    if (was_busy and snap.finished) or (st.session_state.get("_charts_wait") and snap.step > 0):
+    if (was_busy and snap.finished) or (st.session_state.get("_charts_wait") and snap.step > 0) \
+            or _pace_changed(job, snap):
         st.rerun()
     if following() and _followed_changed():  # the teacher started another run, or left
         st.rerun()
+
+
+def _pace_changed(job, snap) -> bool:
+    """Whether the charts' interval was set before the run's pace was known and the pace now asks for one
+    at least 1.5x apart (a slow machine, with the page's browser on it): then one full rerun sets it anew."""
+    drawn = st.session_state.get("_chart_pace")
+    if not drawn or drawn[0] != job.uid or drawn[1] or snap.state != "running" or snap.step < CHART_STEPS_KNOWN:
+        return False
+    if not viewer_here():
+        return False
+    pace = chart_pace(job)
+    return not drawn[2] / 1.5 < pace < drawn[2] * 1.5
 
 
 def live_panel() -> None:

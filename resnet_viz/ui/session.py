@@ -113,12 +113,26 @@ def live_interval(job, running: float = 2.0, paused: float = 4.0,
     return max(running if snap.state == "running" else paused, RUNS.viewers(job) / per_second)
 
 
+CHART_STEPS = 16  # a browser on the server's machine redraws the charts once per this many training steps
+CHART_STEPS_KNOWN = 10  # steps after which a run's pace is known (the first ones are slow)
+
+
 def chart_interval(job) -> float | None:
-    """How often a run's charts refresh (live_interval): every second, or every two when this session's
-    browser draws them on the cores that train (a teacher's laptop). There, drawing five charts every second
-    took a third of the CPU the training workers had: the default lesson trained in 21.4 s with the page
-    open, 19.5 s with charts every 2 s (browser 10.6 vs 7.1 CPU-s), against 16.3 s headless (`bench --browser`)."""
-    return live_interval(job, 2.0 if viewer_here() else 1.0, 2.0)
+    """How often a run's charts refresh (live_interval): every second where the browser is elsewhere; where
+    it draws them on the cores that train (a teacher's laptop: viewer_here), once per CHART_STEPS steps'
+    time and at least every 2 s. A redraw costs the browser about 0.8 CPU-s on a fast machine and more on a
+    slower one, whose steps take longer too: counted in steps, the page takes the same share of any machine.
+    Redrawn every second, the charts took a third of the CPU the training workers had: the default lesson
+    trained in 21.4 s with the page open, 19.5 s with charts every 2 s (browser 10.6 vs 7.1 CPU-s), against
+    16.3 s headless (`bench --browser`)."""
+    return live_interval(job, chart_pace(job) if viewer_here() else 1.0, 2.0)
+
+
+def chart_pace(job) -> float:
+    """CHART_STEPS steps of `job`'s training time in whole seconds, at least 2 (2 until its pace is known)."""
+    snap = job.snapshot()
+    per_step = snap.elapsed / snap.step if snap.step >= CHART_STEPS_KNOWN else 0.0
+    return max(2.0, float(round(CHART_STEPS * per_step)))
 
 
 def rerun_when_finished(job, key: str) -> None:
