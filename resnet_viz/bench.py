@@ -448,8 +448,35 @@ def _fusion_at(depth: int, repeats: int, threads: tuple[int, ...]) -> dict:
     return out
 
 
+def ray_bench(address: str) -> dict:
+    """The default run in this machine's worker processes, then twice on Ray at `address` (the first run
+    starts Ray's worker processes, which import torch), back to back: seconds from start to done, and the
+    connection's own time. What Ray adds to one run (README "Scale-out")."""
+    from .training.workers import connect
+    preset = PRESETS[DEFAULT_PRESET]
+    t0 = time.perf_counter()
+    connect(address)
+    out = {"ray_address": address, "ray_connect_s": round(time.perf_counter() - t0, 1)}
+
+    def timed(key: str, ray: str) -> None:
+        t0 = time.perf_counter()
+        job = Job(preset.models, preset.train, queue=WorkerQueue(1), viewer_here=True, ray=ray).start()
+        job.join()
+        snap = job.snapshot()
+        if snap.state != "done":
+            raise RuntimeError(f"the {key} run ended {snap.state}: {snap.error}")
+        out[f"{key}_s"] = round(time.perf_counter() - t0, 1)
+
+    Job(preset.models, replace(preset.train, steps=1), queue=WorkerQueue(1), ray="").start().join()  # fork server
+    timed("ray_local_workers", "")
+    timed("ray_first", address)
+    timed("ray_second", address)
+    out["ray_overhead"] = round(out["ray_second_s"] / out["ray_local_workers_s"], 2)
+    return out
+
+
 def run_bench(steps: int = 20, first_render: bool = False, lesson: bool = True, presets: bool = False,
-              browser: bool = False, split: bool = False, fusion: bool = False) -> dict:
+              browser: bool = False, split: bool = False, fusion: bool = False, ray: str | None = None) -> dict:
     torch.set_num_threads(threads_per_worker())
     preset = PRESETS[DEFAULT_PRESET]
     train = replace(preset.train, steps=WARMUP_STEPS + steps, eval_every=10**6, eval_size=100)
@@ -476,6 +503,7 @@ def run_bench(steps: int = 20, first_render: bool = False, lesson: bool = True, 
     in_browser = browser_bench() if browser else {}
     split_ways = split_bench() if split else {}
     fused = fusion_bench() if fusion else {}
+    on_ray = ray_bench(ray) if ray else {}
     lessons = {"lessons": preset_lessons(timed)} if presets else {}
     return {"cores": os.cpu_count(), "torch_threads": threads_per_worker(), "torch": torch.__version__,
             "batch_size": train.batch_size, "matmul_gflops": round(peak, 1), "models": models,
@@ -486,4 +514,4 @@ def run_bench(steps: int = 20, first_render: bool = False, lesson: bool = True, 
             "predict_ms": round(draw_ms, 1),
             # peak resident memory of this process after training the default preset (Linux reports KiB)
             "rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1), **shown, **render, **lessons,
-            **in_browser, **split_ways, **fused}
+            **in_browser, **split_ways, **fused, **on_ray}

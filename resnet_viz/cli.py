@@ -107,6 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--out", type=Path, required=True, help="folder for metrics.csv, grad_norms.csv, "
                        "metrics.json, summary.json, PNG plots and run.zip (open it in the app)")
     train.add_argument("--quiet", action="store_true", help="no progress lines")
+    train.add_argument("--ray", metavar="ADDRESS", default=None,
+                       help="train on a Ray cluster: auto, ray://HOST:10001, or local (a Ray instance on this "
+                            "machine); needs requirements-cluster.txt")
 
     sweep = sub.add_parser("sweep", help=t("cli.sweep_help"))
     sweep.add_argument("--family", choices=["cifar", "resnet"], default="cifar",
@@ -136,6 +139,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--fusion", action="store_true",
                        help="also time a plain and a residual net's training step one after the other and "
                             "horizontally fused (torch.func.vmap over their stacked weights), at 1 and 2 threads")
+    bench.add_argument("--ray", metavar="ADDRESS", default=None,
+                       help="also train the default run in local workers and twice on Ray at ADDRESS (local: a "
+                            "Ray instance on this machine), back to back")
     bench.add_argument("--presets", action="store_true",
                        help="also time every preset's lesson, headless (each trains until its lesson shows: "
                             "several minutes in all)")
@@ -195,7 +201,7 @@ def cmd_train(args) -> int:
     digits(args.dataset)  # here, not in the training loop: a missing or damaged dataset is a one-line error
     if train.pretrain_dataset:
         digits(train.pretrain_dataset)
-    job = Job(models, train, dataset=args.dataset)
+    job = Job(models, train, dataset=args.dataset, ray=args.ray)
     pretrained = pretraining(job.models)
     if pretrained and not args.quiet:
         print(f"pretraining {len(pretrained)} net(s) for {train.pretrain_steps} steps on classes "
@@ -211,7 +217,7 @@ def cmd_train(args) -> int:
             print(f"step {step}/{train.steps} ({time.perf_counter() - started:.0f} s): {text}",
                   file=sys.stderr, flush=True)
 
-    snap = job.run_blocking(progress)
+    snap = job.run_blocking(progress) if args.ray is None else _run_elsewhere(job, progress)
     if snap.state == "failed":
         print(f"python -m resnet_viz: error: training failed: {snap.error}", file=sys.stderr)
         return 1
@@ -229,6 +235,20 @@ def cmd_train(args) -> int:
     print(f"wrote {args.out}/metrics.csv, grad_norms.csv, metrics.json, summary.json, curves.png, grad_norms.png, "
           f"run.zip in {time.perf_counter() - started:.0f} s", file=sys.stderr)
     return 0
+
+
+def _run_elsewhere(job, progress):
+    """Train `job` in its workers (a Ray cluster), calling progress(step, losses) for each step it shows."""
+    job.start()
+    shown = 0
+    while True:
+        finished = job.join(0.5)
+        snap = job.snapshot()
+        for step in range(shown + 1, snap.step + 1):
+            progress(step, [float(v.train_loss[step - 1]) for v in snap.models])
+        shown = snap.step
+        if finished:
+            return snap
 
 
 def cmd_predict(args) -> int:
@@ -345,8 +365,8 @@ def cmd_bench(args) -> int:
     from .bench import run_bench
     if args.steps < 1:
         raise LabError("error.steps", value=args.steps)
-    print(json.dumps(run_bench(args.steps, args.first_render, args.lesson, args.presets, args.browser, args.split, args.fusion),
-                     indent=2))
+    print(json.dumps(run_bench(args.steps, args.first_render, args.lesson, args.presets, args.browser, args.split,
+                               args.fusion, args.ray), indent=2))
     return 0
 
 

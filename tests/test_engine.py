@@ -494,7 +494,7 @@ def test_a_queue_gives_its_workers_their_threads_and_cpu_priority(jobs, monkeypa
     jobs.append(job.start())
     # Only the priority is checked: a nice-19 worker may wait long for its first step on a busy machine.
     deadline = time.monotonic() + hang_s(10)
-    while not job._processes or os.getpriority(os.PRIO_PROCESS, job._processes[0].pid) != 19:
+    while not job._workers or os.getpriority(os.PRIO_PROCESS, job._workers[0].pid) != 19:
         assert time.monotonic() < deadline, f"the worker is not at nice 19: {job.snapshot()}"
         time.sleep(0.05)
     assert Job([ModelSpec(depth=DEPTH)], tiny_train(steps=1), queue=WorkerQueue(1, threads=2), threads=1).threads == 1
@@ -537,7 +537,7 @@ def test_a_job_with_two_cores_trains_its_models_in_two_workers_as_one_worker_wou
     for job in (one, two):
         jobs.append(job.start())
         assert job.join(hang_s(60))
-    assert len({p.pid for p in two._processes}) == 2
+    assert len({w.pid for w in two._workers}) == 2
     a, b = one.snapshot(), two.snapshot()
     assert a.state == b.state == "done" and a.step == b.step == 5
     for x, y in zip(a.models, b.models, strict=True):
@@ -567,18 +567,18 @@ def test_a_split_job_pauses_steps_and_resumes_with_every_model_at_one_step(jobs)
     job.stop()
     assert job.join(hang_s(20))
     assert job.snapshot().state == "stopped"
-    assert not any(p.is_alive() for p in job._processes)
+    assert not any(w.process.is_alive() for w in job._workers)
 
 
 def test_a_killed_worker_fails_the_run_stops_the_others_and_keeps_what_was_recorded(jobs):
     job = Job(SPLIT_MODELS, tiny_train(steps=100_000, eval_every=100_000), queue=WorkerQueue(1, threads=2))
     jobs.append(job.start())
     wait_for(job, lambda s: s.step >= 2, timeout=30)
-    os.kill(job._processes[0].pid, signal.SIGKILL)  # out of memory, or a crash in C
+    os.kill(job._workers[0].pid, signal.SIGKILL)  # out of memory, or a crash in C
     assert job.join(hang_s(30))
     snap = job.snapshot()
     assert snap.state == "failed" and "-9" in snap.error
-    assert not any(p.is_alive() for p in job._processes)
+    assert not any(w.process.is_alive() for w in job._workers)
     assert snap.step >= 2 and all(np.isfinite(m.train_loss).all() for m in snap.models)
 
 

@@ -49,9 +49,9 @@ from .trainer import (
     build_nets,
     evaluations,
     train_lockstep,
-    worker_main,
 )
 from .weights import share_weights
+from .workers import ProcessWorker, RayWorker, connect, ray_address
 
 
 def max_workers() -> int:
@@ -321,7 +321,7 @@ class Job:
     def __init__(self, models, train: TrainSpec, queue: WorkerQueue = QUEUE, dataset: str = "mnist-5k",
                  heartbeat_timeout: float | None = None, start_from: "Job | None" = None,
                  _weights_given: bool = False, threads: int | None = None, viewer_here: bool = False,
-                 workers: int | None = None):
+                 workers: int | None = None, ray: str | None = None):
         models = tuple(models)
         lenders = sources(models, start_from.models) if start_from is not None else {}
         # a reopened run's weights come from its file: none of its models needs pretraining again
@@ -344,7 +344,8 @@ class Job:
         self._state = "idle"
         self._error: str | None = None
         self._thread: threading.Thread | None = None
-        self._processes: list = []
+        self._workers: list = []  # ProcessWorker or RayWorker, one per part (workers.py)
+        self.ray_address = ray_address() if ray is None else (ray or None)  # None: this machine's processes
         self._info: list[ModelInfo] = []
         self._records: list[Record] = []
         # The models themselves live here, their weights in shared memory that the worker trains in place:
@@ -499,69 +500,63 @@ class Job:
                         bool(controls[0][Control.PAUSED]) and state in ("queued", "running", "paused"),
                         sum(c[Control.PRETRAINED] for c in controls), self._pretrain_total)
 
-    # ---- the owner thread: queue, process, watchdog -------------------------------------------
+    # ---- the owner thread: queue, workers, watchdog -------------------------------------------
     def _manage(self) -> None:
-        if not self._queue.acquire(self, self._cancelled):
+        # On Ray, Ray's scheduler is the queue: the run shows as queued until it has placed every worker.
+        if self.ray_address is None and not self._queue.acquire(self, self._cancelled):
             self._finish("stopped")
             return
         try:
-            with self._lock:
-                self._state = "running"
-            ctx = _context()
-            pipes = []
-            for part, control in zip(self.parts, self._controls):
-                receive, send = ctx.Pipe(duplex=False)
-                process = ctx.Process(
-                    target=worker_main, name=WORKER_NAME, daemon=True,
-                    args=([self.models[i] for i in part], [self._flats[i] for i in part], self.train,
-                          [self._records[i] for i in part], control, self.dataset, self.threads, send,
-                          frozenset(part.index(i) for i in self.sourced if i in part)))
-                process.start()
-                send.close()
-                if self._queue.nice:  # the worker's main thread; torch threads it starts later inherit it
-                    os.setpriority(os.PRIO_PROCESS, process.pid, self._queue.nice)
-                self._processes.append(process)
-                pipes.append(receive)
+            workers = self._start_workers()
             ends: dict[int, tuple[str, str | None]] = {}
-            while len(ends) < len(pipes):
-                for i, (process, receive) in enumerate(zip(self._processes, pipes)):
-                    if i not in ends and (receive.poll() or not process.is_alive()):
-                        ends[i] = self._end_of(process, receive)
-                        if ends[i][0] != "done":  # a failed or stopped worker stops the run
+            while len(ends) < len(workers):
+                for i, worker in enumerate(workers):
+                    if i not in ends and (end := worker.end()) is not None:
+                        ends[i] = end
+                        if end[0] != "done":  # a failed or stopped worker stops the run
                             self.stop()
+                if self._state == "queued" and all(w.placed for w in workers):
+                    with self._lock:
+                        self._state = "running"
                 self._catch_up()
                 if self._cancelled():
                     self._reap()
-                if len(ends) < len(pipes):
+                if len(ends) < len(workers):
                     time.sleep(0.2)
             # the first failure tells the run's end; else a stop; else all done
             state, error = min(ends.values(), key=lambda end: ("failed", "stopped", "done").index(end[0]))
             self._finish(state, error)
+        except LabError as exc:  # Ray missing or out of reach: the user's message
+            self._finish("failed", exc.text("en"))
         except Exception as exc:  # a broken run must not take the server down; show it instead
             self.stop()
             self._reap()
             self._finish("failed", f"{type(exc).__name__}: {exc}")
         finally:
-            self._queue.release(self)
+            if self.ray_address is None:
+                self._queue.release(self)
+
+    def _start_workers(self) -> list:
+        """One worker per part: a process here, or a Ray actor (training/workers.py)."""
+        ray = connect(self.ray_address) if self.ray_address else None
+        if ray is None:
+            ctx = _context()
+            with self._lock:
+                self._state = "running"
+        gpus = 1 if device.resolve(self.train.device).type == "cuda" else 0
+        for part, control in zip(self.parts, self._controls):
+            args = ([self.models[i] for i in part], [self._flats[i] for i in part], self.train,
+                    [self._records[i] for i in part], control, self.dataset, self.threads,
+                    frozenset(part.index(i) for i in self.sourced if i in part))
+            self._workers.append(RayWorker(ray, args, gpus) if ray is not None
+                                 else ProcessWorker(ctx, WORKER_NAME, args, self._queue.nice))
+        return self._workers
 
     def _reap(self) -> None:
         """Workers stop at their next step boundary; one that does not in 10 s is ended."""
         deadline = time.monotonic() + 10
-        for process in self._processes:
-            process.join(max(0.0, deadline - time.monotonic()))
-            if process.is_alive():
-                process.terminate()
-                process.join(5)
-
-    @staticmethod
-    def _end_of(process, receive) -> tuple[str, str | None]:
-        try:
-            end = receive.recv()
-        except EOFError:  # it died without a word: killed, out of memory, or crashed in C
-            process.join(1)
-            return "failed", tr("en", "msg.worker_died", code=process.exitcode)
-        process.join(10)
-        return end
+        for worker in self._workers:
+            worker.halt(deadline)
 
     def _finish(self, state: str, error: str | None = None) -> None:
         with self._lock:

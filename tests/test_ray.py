@@ -1,0 +1,179 @@
+"""Training jobs on Ray (training/workers.py): a real Ray instance started on 127.0.0.1 by these tests, real
+actors training the real models, compared with the same runs in this machine's worker processes."""
+import os
+import signal
+import sys
+import time
+
+import numpy as np
+import pytest
+from speed import hang_s
+
+from resnet_viz.config import DEFAULT_PRESET, PRESETS, ModelSpec, TrainSpec, replace
+from resnet_viz.i18n import LabError
+from resnet_viz.training import workers
+from resnet_viz.training.engine import Job, WorkerQueue
+
+MODELS = [ModelSpec(depth=8, skip=False), ModelSpec(depth=14), ModelSpec(depth=8)]
+
+
+def require_ray():
+    """The ray module; skip without it, except under CI, where its absence is a failure."""
+    try:
+        import ray
+    except ImportError:
+        if os.environ.get("CI"):
+            pytest.fail("ray is not installed; CI installs it from tests/requirements.txt")
+        pytest.skip("ray is not installed (pip install -r requirements-cluster.txt)")
+    return ray
+
+
+@pytest.mark.browser
+def test_the_app_pointed_at_a_local_ray_trains_the_default_preset_to_done_in_chromium():
+    """`RESNET_LAB_RAY_ADDRESS=local streamlit run streamlit_app.py`: Train in a real Chromium, the run placed by
+    the server's own Ray instance, the page showing Done (the preset's run, 6 steps by a share link). This and
+    the CLI's test come first: the module's own Ray instance (ray_local) is not up yet."""
+    require_ray()
+    from app_server import CHROMIUM, require_chromium
+
+    from resnet_viz.bench import browser_run
+    require_chromium()
+    shown = browser_run(0, {workers.RAY_ENV: "local"}, query="steps=6", chromium=CHROMIUM, limit_s=hang_s(300))
+    assert shown["page_s"] == shown["page_s"] and shown["wall_s"] > 0, shown  # Done read off the page
+    print("the default preset, 6 steps, on a local Ray from the page:", shown)
+
+
+def test_the_cli_trains_on_ray_and_writes_the_same_files(tmp_path):
+    """`python -m resnet_viz train --ray local`: the run on a Ray instance it starts, the usual files out."""
+    import subprocess
+    require_ray()
+    out = tmp_path / "run"
+    r = subprocess.run([sys.executable, "-m", "resnet_viz", "train", "--model", "plain-8", "--model", "res-8",
+                        "--steps", "4", "--eval-every", "2", "--eval-size", "50", "--batch-size", "16",
+                        "--ray", "local", "--out", str(out)],
+                       capture_output=True, text=True, timeout=hang_s(300),
+                       cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "step 4/4" in r.stderr
+    lines = (out / "metrics.csv").read_text().splitlines()
+    assert len(lines) > 4 and (out / "run.zip").stat().st_size > 0
+
+
+@pytest.fixture(scope="module")
+def ray_local():
+    """One Ray instance for the module, started as the app starts it (RESNET_LAB_RAY_ADDRESS=local): on this
+    machine's cores, no dashboard, the repository shipped to its workers."""
+    ray = require_ray()
+    workers.connect("local")
+    yield ray
+    ray.shutdown()
+
+
+def wait_for(job, pred, timeout=60.0):
+    deadline = time.monotonic() + hang_s(timeout)
+    while True:
+        snap = job.snapshot()
+        if pred(snap):
+            return snap
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out: state={snap.state} step={snap.step} error={snap.error}")
+        time.sleep(0.05)
+
+
+def long_train() -> TrainSpec:
+    return TrainSpec(steps=100_000, batch_size=16, eval_size=50, eval_every=100_000)
+
+
+def test_the_default_preset_on_ray_records_what_local_workers_record(ray_local):
+    """Same models, settings and seed, one thread per model in both: the same floats, bit for bit, and the
+    server's copies of the models end with the same weights."""
+    preset = PRESETS[DEFAULT_PRESET]
+    train = replace(preset.train, steps=3, eval_every=2, eval_size=100)
+    local = Job(preset.models, train, queue=WorkerQueue(1, threads=2)).start()
+    assert local.join(hang_s(120))
+    job = Job(preset.models, train, queue=WorkerQueue(1, threads=2), ray="local").start()
+    assert job.join(hang_s(180)), job.snapshot()
+    a, b = local.snapshot(), job.snapshot()
+    assert a.state == b.state == "done" and a.step == b.step == 3, b.error
+    assert len(job._workers) == 2 and all(isinstance(w, workers.RayWorker) for w in job._workers)
+    for x, y in zip(a.models, b.models, strict=True):
+        for name, values in x.series.items():
+            if name != "seconds":
+                np.testing.assert_array_equal(values, y.series[name], err_msg=f"{x.name} {name}")
+    for mine, theirs in zip(local._flats, job._flats, strict=True):
+        assert bool((mine == theirs).all())
+
+
+def test_a_ray_run_pauses_steps_resumes_stops_and_the_server_draws_with_its_latest_weights(ray_local):
+    from resnet_viz.analysis.inference import probabilities
+
+    job = Job(MODELS, long_train(), queue=WorkerQueue(1, threads=2), ray="local")
+    start = [f.clone() for f in job._flats]
+    job.start()
+    wait_for(job, lambda s: s.step >= 5)
+    # the weights the server holds move while the run trains (Draw, Errors and Gradients read them)
+    deadline = time.monotonic() + hang_s(30)
+    while all(bool((f == f0).all()) for f, f0 in zip(job._flats, start)):
+        assert time.monotonic() < deadline, "the server's weights never moved"
+        time.sleep(0.2)
+    digit = np.zeros((28, 28), dtype=np.float32)
+    digit[4:24, 12:16] = 1.0  # a "1"
+    probs = probabilities(job.nets, digit)
+    assert len(probs) == len(MODELS) and all(abs(float(np.sum(p)) - 1) < 1e-4 for p in probs)
+
+    job.pause()
+    held = wait_for(job, lambda s: s.state == "paused")
+    time.sleep(1.0)
+    assert job.snapshot().step == held.step  # it holds
+    job.step(2)
+    wait_for(job, lambda s: s.step == held.step + 2 and s.state == "paused")
+    job.resume()
+    wait_for(job, lambda s: s.step >= held.step + 4)
+    job.stop()
+    assert job.join(hang_s(60))
+    snap = job.snapshot()
+    assert snap.state == "stopped" and all(np.isfinite(m.train_loss).all() for m in snap.models)
+
+
+def test_a_killed_ray_actor_fails_the_run_and_keeps_what_it_recorded(ray_local):
+    job = Job(MODELS, long_train(), queue=WorkerQueue(1, threads=2), ray="local").start()
+    wait_for(job, lambda s: s.step >= 3 and all(w.pid for w in job._workers))
+    os.kill(job._workers[0].pid, signal.SIGKILL)  # the actor's process, as out of memory or a lost node would
+    assert job.join(hang_s(60))
+    snap = job.snapshot()
+    assert snap.state == "failed" and "Ray" in snap.error, snap.error
+    assert snap.step >= 3 and all(np.isfinite(m.train_loss).all() for m in snap.models)
+    # the other actor was stopped, not left training
+    other = job._workers[1]
+    assert ray_local.wait([other._done], timeout=hang_s(30))[0]
+
+
+def test_a_ray_run_nobody_watches_stops_and_its_actors_end(ray_local):
+    """Closing the tab: the session's release stops the run, and so does a heartbeat nobody renews."""
+    job = Job(MODELS, long_train(), queue=WorkerQueue(1, threads=2), ray="local", heartbeat_timeout=3.0).start()
+    wait_for(job, lambda s: s.step >= 1 or s.finished)
+    assert job.join(hang_s(60))
+    assert job.snapshot().state == "stopped"
+    assert all(ray_local.wait([w._done], timeout=hang_s(30))[0] for w in job._workers)
+
+
+def test_without_ray_or_its_cluster_the_run_says_how_to_fix_it(monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if it were not installed
+    with pytest.raises(LabError) as missing:
+        workers.connect("local")
+    assert "requirements-cluster.txt" in missing.value.text("en")
+    job = Job(MODELS, long_train(), queue=WorkerQueue(1, threads=2), ray="local").start()
+    assert job.join(hang_s(30))
+    snap = job.snapshot()
+    assert snap.state == "failed" and workers.RAY_ENV in snap.error and snap.step == 0
+
+
+def test_the_app_reads_its_ray_address_from_the_environment(monkeypatch):
+    monkeypatch.delenv(workers.RAY_ENV, raising=False)
+    assert workers.ray_address() is None
+    assert Job(MODELS, long_train(), queue=WorkerQueue(1)).ray_address is None
+    monkeypatch.setenv(workers.RAY_ENV, "ray://head:10001")
+    assert Job(MODELS, long_train(), queue=WorkerQueue(1)).ray_address == "ray://head:10001"
+    assert Job(MODELS, long_train(), queue=WorkerQueue(1), ray="").ray_address is None  # the CLI's local run
+
+
