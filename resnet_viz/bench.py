@@ -383,24 +383,26 @@ def split_bench(steps: int | None = None) -> dict:
             "split_workers_1_thread_s": timed(split)}
 
 
-def fusion_bench(depths=(20, 56), repeats: int = 15, threads: tuple[int, ...] = (1, 2)) -> dict:
+def fusion_bench(nets=(("cifar", 20), ("cifar", 56), ("resnet", 18)), repeats: int = 15,
+                 threads: tuple[int, ...] = (1, 2)) -> dict:
     """Horizontal fusion (issue 15's lever; PyTorch's model-ensembling recipe): a plain and a residual net of
     one depth have the same layers (plain = the residual block with beta = 0), so one forward and backward
     over their stacked weights (torch.func.stack_module_state + vmap) could replace two. Median ms of one
     such step (batch 64, no optimiser) for the two nets one after the other (channels_last, as the app
     trains them) and fused, per depth and thread count; and how far the fused gradients are from the two
     nets' own in the same memory format (relative, the larger of the two nets: they must agree). The fused
-    way runs in the default format: under vmap, channels_last falls back to a slow path for as_strided_."""
+    way runs in the default format: under vmap, channels_last falls back to a slow path for as_strided_.
+    `nets`: (family, depth) pairs; keys read fusion_20_..., fusion_resnet-18_...."""
     out, before = {}, torch.get_num_threads()
     try:
-        for depth in depths:
-            out |= _fusion_at(depth, repeats, threads)
+        for family, depth in nets:
+            out |= _fusion_at(family, depth, repeats, threads)
     finally:
         torch.set_num_threads(before)
     return out
 
 
-def _fusion_at(depth: int, repeats: int, threads: tuple[int, ...]) -> dict:
+def _fusion_at(family: str, depth: int, repeats: int, threads: tuple[int, ...]) -> dict:
     import copy
 
     import torch.nn.functional as nnf
@@ -409,7 +411,8 @@ def _fusion_at(depth: int, repeats: int, threads: tuple[int, ...]) -> dict:
     from .config import ModelSpec
     torch.manual_seed(0)
     x, y = torch.randn(64, 1, 28, 28), torch.randint(0, 10, (64,))
-    nets = [build_model(ModelSpec(depth=depth, beta=b)) for b in (1.0, 0.0)]
+    nets = [build_model(ModelSpec(family=family, depth=depth, beta=b)) for b in (1.0, 0.0)]
+    key = f"fusion_{depth}" if family == "cifar" else f"fusion_{family}-{depth}"
     params, buffers = stack_module_state(nets)
     base = copy.deepcopy(nets[0]).to("meta")
 
@@ -428,9 +431,10 @@ def _fusion_at(depth: int, repeats: int, threads: tuple[int, ...]) -> dict:
 
     grads = fused()
     separate()
-    out = {f"fusion_{depth}_grad_diff": max(
-        float(torch.cat([(grads[name][i] - p.grad).flatten() for name, p in net.named_parameters()]).norm()
-              / torch.cat([p.grad.flatten() for p in net.parameters()]).norm()) for i, net in enumerate(nets))}
+    with torch.no_grad():
+        out = {f"{key}_grad_diff": max(
+            float(torch.cat([(grads[name][i] - p.grad).flatten() for name, p in net.named_parameters()]).norm()
+                  / torch.cat([p.grad.flatten() for p in net.parameters()]).norm()) for i, net in enumerate(nets))}
     for net in nets:
         net.to(memory_format=torch.channels_last)
     x_last = x.contiguous(memory_format=torch.channels_last)
@@ -442,9 +446,9 @@ def _fusion_at(depth: int, repeats: int, threads: tuple[int, ...]) -> dict:
                 t0 = time.perf_counter()
                 step()
                 times.append(time.perf_counter() - t0)
-            out[f"fusion_{depth}_{n}t_{name}_ms"] = round(1000 * float(np.median(times[3:])), 1)
-        out[f"fusion_{depth}_{n}t_fused_over_separate"] = round(
-            out[f"fusion_{depth}_{n}t_fused_ms"] / out[f"fusion_{depth}_{n}t_separate_ms"], 2)
+            out[f"{key}_{n}t_{name}_ms"] = round(1000 * float(np.median(times[3:])), 1)
+        out[f"{key}_{n}t_fused_over_separate"] = round(
+            out[f"{key}_{n}t_fused_ms"] / out[f"{key}_{n}t_separate_ms"], 2)
     return out
 
 

@@ -121,6 +121,11 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--steps", type=int, default=SWEEP_TRAIN.steps, help="training steps per net (default "
                                                                              "%(default)s)")
     sweep.add_argument("--out", type=Path, required=True, help="folder for sweep.csv and degradation.png")
+    sweep.add_argument("--ray", metavar="ADDRESS", default=None,
+                       help="train every depth-seed pair as a Ray task, all at once across the cluster: auto, "
+                            "ray://HOST:10001, or local; needs requirements-cluster.txt")
+    sweep.add_argument("--threads", type=int, default=1, choices=range(1, 65), metavar="N",
+                       help="with --ray: the CPUs (and torch threads) each task asks for (default %(default)s)")
 
     bench = sub.add_parser("bench", help=t("cli.bench_help"))
     bench.add_argument("--steps", type=int, default=20, help="timed steps per model (after 3 warm-up steps)")
@@ -322,7 +327,8 @@ def cmd_sweep(args) -> int:
     def progress(done, total):
         print(f"{done}/{total} depth-seed pairs ({time.perf_counter() - started:.0f} s)", file=sys.stderr, flush=True)
 
-    rows = sweep(depths, tuple(range(args.seeds)), train, sweep_base(args.family), on_progress=progress)
+    rows = sweep(depths, tuple(range(args.seeds)), train, sweep_base(args.family), on_progress=progress,
+                 ray=args.ray, threads=args.threads)
     write_sweep_csv(rows, args.out / "sweep.csv")
     save_degradation_png(sweep_summary(rows), args.out / "degradation.png", t)
     print(f"wrote {args.out}/sweep.csv, degradation.png in {time.perf_counter() - started:.0f} s", file=sys.stderr)

@@ -188,7 +188,7 @@ def test_bench_fusion_times_the_same_gradients_two_ways():
     stacked weights compute the same gradients (else the timing compares different work); the times are
     figures, not pass lines."""
     from resnet_viz.bench import fusion_bench
-    out = fusion_bench(depths=(8,), repeats=1, threads=(1,))
+    out = fusion_bench(nets=(("cifar", 8),), repeats=1, threads=(1,))
     assert out["fusion_8_grad_diff"] < 1e-4, out
     assert out["fusion_8_1t_separate_ms"] > 0 and out["fusion_8_1t_fused_ms"] > 0
     print("bench --fusion at depth 8:", out)

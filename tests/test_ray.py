@@ -51,7 +51,7 @@ def test_the_cli_trains_on_ray_and_writes_the_same_files(tmp_path):
     r = subprocess.run([sys.executable, "-m", "resnet_viz", "train", "--model", "plain-8", "--model", "res-8",
                         "--steps", "4", "--eval-every", "2", "--eval-size", "50", "--batch-size", "16",
                         "--ray", "local", "--out", str(out)],
-                       capture_output=True, text=True, timeout=hang_s(300),
+                       capture_output=True, text=True, timeout=hang_s(300), check=False,
                        cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     assert r.returncode == 0, r.stderr[-2000:]
     assert "step 4/4" in r.stderr
@@ -177,3 +177,28 @@ def test_the_app_reads_its_ray_address_from_the_environment(monkeypatch):
     assert Job(MODELS, long_train(), queue=WorkerQueue(1), ray="").ray_address is None  # the CLI's local run
 
 
+
+
+def test_the_sweep_on_ray_gives_the_rows_of_a_sweep_here_and_streams_them(ray_local):
+    """Every depth-seed pair a Ray task: the same rows, in the same order, as the sweep in this process at the
+    same thread count (only the seconds differ); each row handed to on_row as its pair finishes."""
+    import dataclasses
+
+    import torch
+
+    from resnet_viz.analysis.experiments import sweep
+    from resnet_viz.config import SWEEP_TRAIN
+    train = replace(SWEEP_TRAIN, steps=4, eval_every=4, eval_size=50, batch_size=16)
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        here = sweep((8, 14), (0, 1), train)
+    finally:
+        torch.set_num_threads(before)
+    streamed = []
+    on_ray = sweep((8, 14), (0, 1), train, on_row=streamed.append, ray="local", threads=1)
+
+    def timeless(rows):
+        return [dataclasses.replace(row, seconds=0.0) for row in rows]
+    assert len(on_ray) == 8 and timeless(on_ray) == timeless(here)
+    assert sorted(timeless(streamed), key=repr) == sorted(timeless(on_ray), key=repr)

@@ -50,29 +50,72 @@ def sweep_base(family: str = "cifar") -> ModelSpec:
 
 
 def sweep(depths=SWEEP_DEPTHS, seeds=SWEEP_SEEDS, train: TrainSpec = SWEEP_TRAIN, base: ModelSpec = ModelSpec(),
-          on_row=None, on_progress=None, cancelled=_never) -> list[SweepRow]:
+          on_row=None, on_progress=None, cancelled=_never, ray: str | None = None, threads: int = 1) -> list[SweepRow]:
     """Plain and residual nets at each depth and seed, each pair trained in lock-step on the same batches for
-    the same budget. Rows arrive through on_row(row) as each pair finishes. `base` sets the family and the
-    other settings (sweep_base('resnet') sweeps ResNet-18/34/50/101 against plain-18/34/50/101)."""
-    rows, jobs = [], [(d, s) for s in seeds for d in depths]
-    for done, (depth, seed) in enumerate(jobs):
+    the same budget, in this process. Rows arrive through on_row(row) as each pair finishes. `base` sets the
+    family and the other settings (sweep_base('resnet') sweeps ResNet-18/34/50/101 against plain-18/34/50/101).
+    With `ray` (a Ray address, training/workers.py), every pair is a Ray task asking for `threads` CPUs and
+    training with that many torch threads, all at once across the cluster; rows stream in as pairs finish and
+    are returned in the order of a sweep here, with the same numbers as one here at as many threads."""
+    pairs = [(d, s) for s in seeds for d in depths]
+    if ray:
+        return _sweep_on_ray(ray, pairs, train, base, on_row, on_progress, cancelled, threads)
+    rows = []
+    for done, (depth, seed) in enumerate(pairs):
         if cancelled():
             raise Cancelled
-        specs = [replace(base, depth=depth, skip=skip, name="") for skip in (False, True)]
-        job = Job(specs, replace(train, seed=seed))
-        snap = job.run_blocking(lambda step, losses: cancelled() and job.stop())
-        if snap.state != "done":
-            raise Cancelled
-        for view in snap.models:
-            test_error = 1 - float(view.test_acc[-1]) if view.test_acc.size else math.nan
-            row = SweepRow(depth, view.spec.skip, seed, snap.steps, view.final_train_loss(),
-                           1 - view.final_train_acc(), test_error, float(view.seconds.sum()))
+        for row in sweep_pair(depth, seed, train, base, cancelled):
             rows.append(row)
             if on_row is not None:
                 on_row(row)
         if on_progress is not None:
-            on_progress(done + 1, len(jobs))
+            on_progress(done + 1, len(pairs))
     return rows
+
+
+def sweep_pair(depth: int, seed: int, train: TrainSpec, base: ModelSpec, cancelled=_never) -> list[SweepRow]:
+    """One depth and seed of the sweep: the plain net and its residual twin, in lock-step."""
+    specs = [replace(base, depth=depth, skip=skip, name="") for skip in (False, True)]
+    job = Job(specs, replace(train, seed=seed), ray="")
+    snap = job.run_blocking(lambda step, losses: cancelled() and job.stop())
+    if snap.state != "done":
+        raise Cancelled
+    rows = []
+    for view in snap.models:
+        test_error = 1 - float(view.test_acc[-1]) if view.test_acc.size else math.nan
+        rows.append(SweepRow(depth, view.spec.skip, seed, snap.steps, view.final_train_loss(),
+                             1 - view.final_train_acc(), test_error, float(view.seconds.sum())))
+    return rows
+
+
+def _ray_pair(depth, seed, train, base, threads):
+    torch.set_num_threads(threads)
+    return sweep_pair(depth, seed, train, base)
+
+
+def _sweep_on_ray(address, pairs, train, base, on_row, on_progress, cancelled, threads) -> list[SweepRow]:
+    from ..training.workers import connect
+    ray = connect(address)
+    task = ray.remote(num_cpus=threads, max_retries=0)(_ray_pair)
+    refs = {task.remote(depth, seed, train, base, threads): i for i, (depth, seed) in enumerate(pairs)}
+    results: dict[int, list[SweepRow]] = {}
+    pending = list(refs)
+    try:
+        while pending:
+            if cancelled():
+                raise Cancelled
+            ready, pending = ray.wait(pending, num_returns=1, timeout=0.5)
+            for ref in ready:
+                results[refs[ref]] = ray.get(ref)  # a lost task raises here: the sweep fails, says so
+                for row in results[refs[ref]]:
+                    if on_row is not None:
+                        on_row(row)
+                if on_progress is not None:
+                    on_progress(len(results), len(pairs))
+    finally:
+        for ref in pending:  # cancelled or failed: nothing trains on for nobody
+            ray.cancel(ref, force=True)
+    return [row for i in range(len(pairs)) for row in results[i]]
 
 
 def write_sweep_csv(rows, path) -> None:

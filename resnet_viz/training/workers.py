@@ -120,8 +120,8 @@ class RayWorker:
             if ready:
                 try:
                     self.pid = self._ray.get(ready[0])
-                except Exception:  # noqa: BLE001 (it failed to start: end() reports it)
-                    pass
+                except Exception:  # noqa: BLE001 (it failed to start: end() reports that)
+                    self.pid = None
                 self._placed = True
         return self._placed
 

@@ -312,6 +312,9 @@ def sharing_note(holder, job, snap) -> None:
 
 
 def status_line(snap, dataset: str = "mnist-5k") -> None:
+    if snap.state == "queued" and not snap.queue_position:  # not in this server's line: the cluster's
+        st.info(t("status.queued_cluster"))
+        return
     if snap.state == "queued":
         from ..training.engine import QUEUE
         running, _ = QUEUE.busy()
