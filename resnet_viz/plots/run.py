@@ -50,9 +50,11 @@ def smooth(values: np.ndarray, weight: float) -> np.ndarray:
 def _figure(traces: list[dict], layout: dict, title: str, height: int = 360) -> go.Figure:
     """A figure from plain dicts, unvalidated: the app rebuilds these every second while a model trains in
     the next process, and plotly's validation cost ~10x the drawing (110 ms a refresh for three charts)."""
+    # The finished run's mode bar (camera, zoom) stands upright at the right edge, in a margin of its own:
+    # lying across the top, it covered the chart's title (on phones it shows without a hover).
     base = dict(title=dict(text=title, x=0.01, font=dict(size=16)), height=height,
-                margin=dict(l=60, r=20, t=50, b=50), legend=dict(orientation="h", y=-0.22),
-                hovermode="x unified", template=_template(), font=dict(size=13))
+                margin=dict(l=60, r=40, t=50, b=50), legend=dict(orientation="h", y=-0.22),
+                hovermode="x unified", template=_template(), font=dict(size=13), modebar=dict(orientation="v"))
     return go.Figure(data=traces, layout={**base, **layout}, _validate=False)
 
 
