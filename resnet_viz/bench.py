@@ -266,12 +266,13 @@ PROGRESS = re.compile(r"step (\d+)/(\d+) · (\d+) s")
 
 
 def browser_run(lesson_at: int, env: dict[str, str], query: str = "", chromium: str = "/usr/bin/chromium",
-                poll_s: float = 0.5, limit_s: float = 3600) -> dict:
+                poll_s: float = 0.5, limit_s: float = 3600, settled: bool = True) -> dict:
     """The default preset trained from its Lab page in Chromium, the page left alone (its status read every
     `poll_s`): seconds from the Train click to Done, the page's own training time, when the page first
     showed step `lesson_at` (the lesson's step, from the headless run; 0: not timed), and the CPU seconds the
     worker, the server and the browser used meanwhile. `env` is added to the server's environment; `query`
-    is a share link's settings (e.g. "steps=6"). Raises TimeoutError when the page shows no Done in `limit_s`."""
+    is a share link's settings (e.g. "steps=6"); `settled=False` presses Train at once, not after the server's
+    warm-up (a test that reads no times). Raises TimeoutError when the page shows no Done in `limit_s`."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
@@ -282,7 +283,8 @@ def browser_run(lesson_at: int, env: dict[str, str], query: str = "", chromium: 
                 page.goto(f"{url}/?{query}" if query else url)
                 train = page.get_by_role("button", name="Train", exact=True)
                 train.wait_for(timeout=60_000)
-                settle(server.pid)  # the server's warm-up, which follows the first page, is not the run's
+                if settled:
+                    settle(server.pid)  # the server's warm-up, which follows the first page, is not the run's
                 cpu0 = cpu_split(server.pid)
                 t0 = time.perf_counter()
                 train.click()

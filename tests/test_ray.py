@@ -8,6 +8,7 @@ import time
 import numpy as np
 import pytest
 from speed import hang_s
+from test_engine import wait_for
 
 from resnet_viz.config import DEFAULT_PRESET, PRESETS, ModelSpec, TrainSpec, replace
 from resnet_viz.i18n import LabError
@@ -31,32 +32,17 @@ def require_ray():
 @pytest.mark.browser
 def test_the_app_pointed_at_a_local_ray_trains_the_default_preset_to_done_in_chromium():
     """`RESNET_LAB_RAY_ADDRESS=local streamlit run streamlit_app.py`: Train in a real Chromium, the run placed by
-    the server's own Ray instance, the page showing Done (the preset's run, 6 steps by a share link). This and
-    the CLI's test come first: the module's own Ray instance (ray_local) is not up yet."""
+    the server's own Ray instance, the page showing Done (the preset's run, 6 steps by a share link). First in
+    the module: the module's own Ray instance (ray_local) is not up yet."""
     require_ray()
     from app_server import CHROMIUM, require_chromium
 
     from resnet_viz.bench import browser_run
     require_chromium()
-    shown = browser_run(0, {workers.RAY_ENV: "local"}, query="steps=6", chromium=CHROMIUM, limit_s=hang_s(300))
+    shown = browser_run(0, {workers.RAY_ENV: "local"}, query="steps=6", chromium=CHROMIUM, limit_s=hang_s(300),
+                        settled=False)
     assert shown["page_s"] == shown["page_s"] and shown["wall_s"] > 0, shown  # Done read off the page
     print("the default preset, 6 steps, on a local Ray from the page:", shown)
-
-
-def test_the_cli_trains_on_ray_and_writes_the_same_files(tmp_path):
-    """`python -m resnet_viz train --ray local`: the run on a Ray instance it starts, the usual files out."""
-    import subprocess
-    require_ray()
-    out = tmp_path / "run"
-    r = subprocess.run([sys.executable, "-m", "resnet_viz", "train", "--model", "plain-8", "--model", "res-8",
-                        "--steps", "4", "--eval-every", "2", "--eval-size", "50", "--batch-size", "16",
-                        "--ray", "local", "--out", str(out)],
-                       capture_output=True, text=True, timeout=hang_s(300), check=False,
-                       cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    assert r.returncode == 0, r.stderr[-2000:]
-    assert "step 4/4" in r.stderr
-    lines = (out / "metrics.csv").read_text().splitlines()
-    assert len(lines) > 4 and (out / "run.zip").stat().st_size > 0
 
 
 @pytest.fixture(scope="module")
@@ -67,17 +53,6 @@ def ray_local():
     workers.connect("local")
     yield ray
     ray.shutdown()
-
-
-def wait_for(job, pred, timeout=60.0):
-    deadline = time.monotonic() + hang_s(timeout)
-    while True:
-        snap = job.snapshot()
-        if pred(snap):
-            return snap
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out: state={snap.state} step={snap.step} error={snap.error}")
-        time.sleep(0.05)
 
 
 def long_train() -> TrainSpec:
@@ -110,7 +85,7 @@ def test_a_ray_run_pauses_steps_resumes_stops_and_the_server_draws_with_its_late
     job = Job(MODELS, long_train(), queue=WorkerQueue(1, threads=2), ray="local")
     start = [f.clone() for f in job._flats]
     job.start()
-    wait_for(job, lambda s: s.step >= 5)
+    wait_for(job, lambda s: s.step >= 5, timeout=60)
     # the weights the server holds move while the run trains (Draw, Errors and Gradients read them)
     deadline = time.monotonic() + hang_s(30)
     while all(bool((f == f0).all()) for f, f0 in zip(job._flats, start)):
@@ -122,13 +97,13 @@ def test_a_ray_run_pauses_steps_resumes_stops_and_the_server_draws_with_its_late
     assert len(probs) == len(MODELS) and all(abs(float(np.sum(p)) - 1) < 1e-4 for p in probs)
 
     job.pause()
-    held = wait_for(job, lambda s: s.state == "paused")
+    held = wait_for(job, lambda s: s.state == "paused", timeout=60)
     time.sleep(1.0)
     assert job.snapshot().step == held.step  # it holds
     job.step(2)
-    wait_for(job, lambda s: s.step == held.step + 2 and s.state == "paused")
+    wait_for(job, lambda s: s.step == held.step + 2 and s.state == "paused", timeout=60)
     job.resume()
-    wait_for(job, lambda s: s.step >= held.step + 4)
+    wait_for(job, lambda s: s.step >= held.step + 4, timeout=60)
     job.stop()
     assert job.join(hang_s(60))
     snap = job.snapshot()
@@ -137,7 +112,7 @@ def test_a_ray_run_pauses_steps_resumes_stops_and_the_server_draws_with_its_late
 
 def test_a_killed_ray_actor_fails_the_run_and_keeps_what_it_recorded(ray_local):
     job = Job(MODELS, long_train(), queue=WorkerQueue(1, threads=2), ray="local").start()
-    wait_for(job, lambda s: s.step >= 3 and all(w.pid for w in job._workers))
+    wait_for(job, lambda s: s.step >= 3 and all(w.pid for w in job._workers), timeout=60)
     os.kill(job._workers[0].pid, signal.SIGKILL)  # the actor's process, as out of memory or a lost node would
     assert job.join(hang_s(60))
     snap = job.snapshot()
@@ -151,7 +126,7 @@ def test_a_killed_ray_actor_fails_the_run_and_keeps_what_it_recorded(ray_local):
 def test_a_ray_run_nobody_watches_stops_and_its_actors_end(ray_local):
     """Closing the tab: the session's release stops the run, and so does a heartbeat nobody renews."""
     job = Job(MODELS, long_train(), queue=WorkerQueue(1, threads=2), ray="local", heartbeat_timeout=3.0).start()
-    wait_for(job, lambda s: s.step >= 1 or s.finished)
+    wait_for(job, lambda s: s.step >= 1 or s.finished, timeout=60)
     assert job.join(hang_s(60))
     assert job.snapshot().state == "stopped"
     assert all(ray_local.wait([w._done], timeout=hang_s(30))[0] for w in job._workers)
@@ -202,3 +177,20 @@ def test_the_sweep_on_ray_gives_the_rows_of_a_sweep_here_and_streams_them(ray_lo
         return [dataclasses.replace(row, seconds=0.0) for row in rows]
     assert len(on_ray) == 8 and timeless(on_ray) == timeless(here)
     assert sorted(timeless(streamed), key=repr) == sorted(timeless(on_ray), key=repr)
+
+
+def test_the_cli_trains_on_a_running_ray_cluster_and_writes_the_usual_files(ray_local, tmp_path):
+    """`python -m resnet_viz train --ray ADDRESS`: the run on the cluster at that address (this module's Ray
+    instance, as `ray start --head` would give one), the usual files out."""
+    import subprocess
+    address = ray_local.get_runtime_context().gcs_address
+    out = tmp_path / "run"
+    r = subprocess.run([sys.executable, "-m", "resnet_viz", "train", "--model", "plain-8", "--model", "res-8",
+                        "--steps", "4", "--eval-every", "2", "--eval-size", "50", "--batch-size", "16",
+                        "--ray", address, "--out", str(out)],
+                       capture_output=True, text=True, timeout=hang_s(300), check=False,
+                       cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "step 4/4" in r.stderr
+    lines = (out / "metrics.csv").read_text().splitlines()
+    assert len(lines) > 4 and (out / "run.zip").stat().st_size > 0
