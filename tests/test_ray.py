@@ -88,7 +88,7 @@ def test_a_ray_run_pauses_steps_resumes_stops_and_the_server_draws_with_its_late
     wait_for(job, lambda s: s.step >= 5, timeout=60)
     # the weights the server holds move while the run trains (Draw, Errors and Gradients read them)
     deadline = time.monotonic() + hang_s(30)
-    while all(bool((f == f0).all()) for f, f0 in zip(job._flats, start)):
+    while all(bool((f == f0).all()) for f, f0 in zip(job._flats, start, strict=True)):
         assert time.monotonic() < deadline, "the server's weights never moved"
         time.sleep(0.2)
     digit = np.zeros((28, 28), dtype=np.float32)
@@ -194,3 +194,25 @@ def test_the_cli_trains_on_a_running_ray_cluster_and_writes_the_usual_files(ray_
     assert "step 4/4" in r.stderr
     lines = (out / "metrics.csv").read_text().splitlines()
     assert len(lines) > 4 and (out / "run.zip").stat().st_size > 0
+
+
+def test_the_experiments_run_on_ray_stream_their_rows_and_cancel(ray_local):
+    """The Experiments page's tasks on the cluster: the sweep's pairs as Ray tasks (rows as they finish), the
+    lesion study in an actor on a copy of a run's models, and a long sweep cancelled mid-way."""
+    from resnet_viz.training.tasks import Task
+    sweep = Task("sweep", {"depths": (8,), "seeds": (0, 1), "train": TrainSpec(steps=5, eval_every=5)},
+                 ray="local").start()
+    trained = Job([ModelSpec(depth=8, skip=False), ModelSpec(depth=14)], TrainSpec(steps=3, batch_size=16),
+                  queue=WorkerQueue(1, threads=1))
+    trained.run_blocking()
+    lesion = Task("lesion", job=trained, ray="local").start()
+    assert sweep.join(hang_s(120)) and lesion.join(hang_s(120))
+    view = sweep.snapshot()
+    assert view.state == "done" and len(view.rows) == 4 and view.done == view.total == 2, view.error
+    assert lesion.snapshot().state == "done", lesion.snapshot().error
+    full, acc, blocks = lesion.snapshot().result["res-14"]
+    assert 0 < full <= 1 and len(acc) == len(blocks) == 6
+    slow = Task("sweep", {"depths": (56,), "seeds": (0, 1, 2), "train": TrainSpec(steps=500)}, ray="local").start()
+    time.sleep(2)
+    slow.stop()
+    assert slow.join(hang_s(30)) and slow.snapshot().state == "cancelled"

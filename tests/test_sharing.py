@@ -152,6 +152,11 @@ def test_the_estimate_counts_what_a_run_keeps_for_its_backward_pass():
     adam = memory.estimate([ModelSpec(depth=56)], TrainSpec(optimizer="adam"))
     sgd = memory.estimate([ModelSpec(depth=56)], TrainSpec())
     assert adam.weights_mb == pytest.approx(sgd.weights_mb * 4 / 3)  # Adam keeps two moments, momentum one
+    # a run split among two workers: two processes, each with its own largest backward pass
+    pair = [ModelSpec(depth=56), ModelSpec(depth=20)]
+    one, two = memory.estimate(pair, TrainSpec()), memory.estimate(pair, TrainSpec(), [[0], [1]])
+    assert two.weights_mb == one.weights_mb and two.activations_mb > one.activations_mb
+    assert two.total_mb > one.total_mb + memory.WORKER_BASE_MB
 
 
 def test_the_default_budget_refuses_the_16_gb_run_on_a_24_gb_machine(monkeypatch):

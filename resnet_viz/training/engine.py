@@ -328,17 +328,24 @@ class Job:
         self.sourced = frozenset(i for i, m in enumerate(models) if m.transfer != "none") if _weights_given \
             else frozenset(lenders)
         self.models = check_run(models, train, self.sourced)
-        if not _weights_given:  # a run too big for this server's memory is refused before anything starts
-            check_memory(self.models, train)
         self._pretrain_total = len(pretraining(self.models, self.sourced)) * train.pretrain_steps
-        device.resolve(train.device)  # a missing GPU is the user's message now, not the worker's crash later
+        target = device.resolve(train.device)  # a missing GPU is the user's message now, not the worker's crash
+        self.cores = threads or queue.threads  # its slot's share of the cores, for its workers to share
+        # One worker per core, unless a GPU trains the run or a net is pretrained first (the pretraining of
+        # an architecture serves all its transfer models: one worker does it once, in order).
+        with _BUILD_LOCK:
+            costs = [layer_table(spec).flops for spec in self.models]
+        one = self._pretrain_total or target.type != "cpu"
+        self.parts = split(costs, 1 if one else workers or self.cores)
+        self.threads = worker_threads(self.cores, len(self.parts), viewer_here)  # each worker's torch threads
+        if not _weights_given:  # a run too big for this server's memory is refused before anything starts
+            check_memory(self.models, train, parts=self.parts)
         self.train = train
         self.dataset = dataset
         self.uid = next(_JOB_IDS)  # unique for the server's life (an id() is reused once a job is gone)
         self.heartbeat_timeout = heartbeat_timeout  # stop when nobody called touch() for this long
         self.heartbeat = time.monotonic()
         self._queue = queue
-        self.cores = threads or queue.threads  # its slot's share of the cores, for its workers to share
         self._lock = threading.Lock()
         self._grant_lock = threading.Lock()  # Step (a page's thread) and catching up (the owner) both grant
         self._state = "idle"
@@ -366,11 +373,6 @@ class Job:
                                  .share_memory_())
         for i, j in lenders.items():  # into the shared buffers, which the worker adopts as its start
             self.nets[i].load_backbone(start_from.nets[j])
-        # One worker per core, unless a GPU trains the run or a net is pretrained first (the pretraining of
-        # an architecture serves all its transfer models: one worker does it once, in order).
-        one = self._pretrain_total or device.resolve(train.device).type != "cpu"
-        self.parts = split([info.flops for info in self._info], 1 if one else workers or self.cores)
-        self.threads = worker_threads(self.cores, len(self.parts), viewer_here)  # each worker's torch threads
         # one Control per worker: its own progress, the same orders (pause, step, stop) written to each
         self._controls = [Control().share_memory_() for _ in self.parts]
 
@@ -544,7 +546,7 @@ class Job:
             with self._lock:
                 self._state = "running"
         gpus = 1 if device.resolve(self.train.device).type == "cuda" else 0
-        for part, control in zip(self.parts, self._controls):
+        for part, control in zip(self.parts, self._controls, strict=True):
             args = ([self.models[i] for i in part], [self._flats[i] for i in part], self.train,
                     [self._records[i] for i in part], control, self.dataset, self.threads,
                     frozenset(part.index(i) for i in self.sourced if i in part))

@@ -8,8 +8,9 @@ message that names what to lower.
 The estimate is counted, not guessed: each model runs one forward pass on the meta device (shapes, no memory,
 no arithmetic) at the run's batch size, and every tensor autograd saves for the backward pass is summed
 (`torch.autograd.graph.saved_tensors_hooks`); then the weights, their gradients and the optimiser's state
-(momentum: one more copy, Adam: two). The models of a comparison train in turn, so their weights add up and
-only the largest backward pass counts. A worker process starts at about WORKER_BASE_MB.
+(momentum: one more copy, Adam: two). The models of a comparison train in turn in each of the run's workers
+(engine.split), so their weights add up and each worker's largest backward pass counts. A worker process
+starts at about WORKER_BASE_MB.
 """
 import os
 from dataclasses import dataclass
@@ -33,8 +34,8 @@ MIB = 2**20
 class Need:
     total_mb: float
     weights_mb: float  # weights, gradients and optimiser state of every model
-    activations_mb: float  # the largest model's backward pass at this batch size
-    largest: str  # the model whose backward pass that is
+    activations_mb: float  # each worker's largest backward pass at this batch size, summed
+    largest: str  # the model with the largest backward pass
 
 
 def machine_memory_mb() -> float:
@@ -95,21 +96,21 @@ def _state_copies(train: TrainSpec) -> int:
     return 2 if train.momentum > 0 else 1
 
 
-def estimate(models, train: TrainSpec) -> Need:
-    params = {}
-    acts = {}
-    for spec in models:
-        params[spec.name] = _params(spec)
-        acts[spec.name] = _saved_bytes(spec, train.batch_size) * ACTIVATION_OVERHEAD
-    weights = sum(params.values()) * 4 * (1 + _state_copies(train)) / MIB
-    largest = max(acts, key=acts.get)
-    activations = acts[largest] / MIB
-    return Need(WORKER_BASE_MB + weights + activations, weights, activations, largest)
+def estimate(models, train: TrainSpec, parts: list[list[int]] | None = None) -> Need:
+    """`parts`: the model indices each worker trains (default: one worker for all)."""
+    models = list(models)
+    params = [_params(spec) for spec in models]
+    acts = [_saved_bytes(spec, train.batch_size) * ACTIVATION_OVERHEAD for spec in models]
+    parts = parts or [list(range(len(models)))]
+    weights = sum(params) * 4 * (1 + _state_copies(train)) / MIB
+    activations = sum(max(acts[i] for i in part) for part in parts) / MIB
+    largest = models[max(range(len(models)), key=acts.__getitem__)].name
+    return Need(len(parts) * WORKER_BASE_MB + weights + activations, weights, activations, largest)
 
 
-def check_memory(models, train: TrainSpec, budget_mb: float | None = None) -> Need:
+def check_memory(models, train: TrainSpec, budget_mb: float | None = None, parts=None) -> Need:
     """Refuse a run over the server's per-run budget (only where it trains in this machine's memory)."""
-    need = estimate(models, train)
+    need = estimate(models, train, parts)
     budget = run_budget_mb() if budget_mb is None else budget_mb
     if resolve(train.device).type == "cpu" and need.total_mb > budget:
         raise LabError("error.run_memory", need=_size(need.total_mb), budget=_size(budget), model=need.largest,

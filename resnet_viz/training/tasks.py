@@ -2,6 +2,10 @@
 process, in the same global queue as training jobs, so the cores are never oversubscribed and the web server
 stays responsive. Results stream back as they are made (a sweep sends each row as its pair finishes);
 progress and cancel go through a small shared tensor, as for jobs.
+
+On a Ray cluster (RESNET_LAB_RAY_ADDRESS, training/workers.py) the sweep's depth-seed pairs are Ray tasks, all
+at once across the cluster, their rows streaming in as pairs finish; the other experiments run in one Ray
+actor on a copy of the session's models, which the server polls for its progress.
 """
 import threading
 import time
@@ -14,6 +18,7 @@ from ..config import ModelSpec
 from ..data.arrays import ALL_CLASSES, digits
 from .engine import QUEUE, WORKER_NAME, WorkerQueue, _context
 from .trainer import build_nets
+from .workers import connect, ray_address
 
 DONE, TOTAL, STOP = range(3)
 KINDS = ("sweep", "lesion", "landscape", "shattered")
@@ -109,7 +114,7 @@ class Task:
     """One experiment in the background: start(), stop(), touch(), snapshot()."""
 
     def __init__(self, kind: str, params: dict | None = None, job=None, queue: WorkerQueue = QUEUE,
-                 heartbeat_timeout: float | None = None, threads: int | None = None):
+                 heartbeat_timeout: float | None = None, threads: int | None = None, ray: str | None = None):
         if kind not in KINDS:
             raise ValueError(kind)
         if kind != "sweep" and job is None:
@@ -128,6 +133,7 @@ class Task:
         self._lock = threading.Lock()
         self._state, self._rows, self._result, self._error = "idle", [], None, None
         self._thread: threading.Thread | None = None
+        self.ray_address = ray_address() if ray is None else (ray or None)  # None: this machine's processes
 
     @property
     def models(self) -> list[ModelSpec]:
@@ -165,6 +171,8 @@ class Task:
                             list(self._rows), self._result, self._error, self._queue.position(self))
 
     def _manage(self) -> None:
+        if self.ray_address:
+            return self._on_ray()
         if not self._queue.acquire(self, self._cancelled):
             self._set("cancelled")
             return
@@ -205,6 +213,39 @@ class Task:
         finally:
             self._queue.release(self)
 
+    def _on_ray(self) -> None:
+        """The experiment on the Ray cluster; Ray's scheduler is the queue."""
+        def keep(row):
+            with self._lock:
+                self._rows.append(row)
+
+        def on_progress(done, total):
+            self._progress[DONE], self._progress[TOTAL] = done, total
+
+        try:
+            ray = connect(self.ray_address)
+            self._set("running")
+            if self.kind == "sweep":
+                p = self.params
+                result = E.sweep(p["depths"], p["seeds"], p["train"], E.sweep_base(p.get("family", "cifar")),
+                                 on_row=keep, on_progress=on_progress, cancelled=self._cancelled,
+                                 ray=self.ray_address)
+                return self._set("done", result=result)
+            actor = ray.remote(num_cpus=self.threads, max_concurrency=2)(RayExperiment).remote(
+                self.kind, self.params, self._specs, [f.clone() for f in self._flats], self._seed, self.threads)
+            done = actor.run.remote()
+            while not ray.wait([done], timeout=0.2)[0]:
+                ints = ray.get(actor.poll.remote(bool(self._cancelled())), timeout=30)
+                on_progress(ints[DONE], ints[TOTAL])
+            message, value = ray.get(done)
+            self._set(message, result=value if message == "done" else None,
+                      error=value if message == "failed" else None)
+        except E.Cancelled:
+            self._set("cancelled")
+        except Exception as exc:  # noqa: BLE001 (a lost actor, the cluster gone, ray missing: shown, not raised)
+            text = exc.text("en") if hasattr(exc, "text") else f"{type(exc).__name__}: {exc}"
+            self._set("failed", error=text.splitlines()[0][:300])
+
     def _set(self, state: str, result=None, error: str | None = None) -> None:
         with self._lock:
             self._state = state
@@ -212,3 +253,27 @@ class Task:
                 self._result = result
             if error is not None:
                 self._error = error
+
+
+class RayExperiment:
+    """What runs inside a Ray actor: one experiment on a copy of the session's models; `poll` passes the stop
+    order in and the progress out while `run` works (max_concurrency=2)."""
+
+    def __init__(self, kind, params, specs, flats, seed, threads):
+        torch.set_num_threads(threads)
+        self.args = kind, params, specs, flats, seed
+        self.progress = torch.zeros(3, dtype=torch.int64)
+
+    def run(self):
+        kind, params, specs, flats, seed = self.args
+        try:
+            return "done", _run(kind, params, specs, flats, seed, self.progress, lambda message: None)
+        except E.Cancelled:
+            return "cancelled", None
+        except Exception as exc:  # noqa: BLE001 (shown in the UI)
+            return "failed", f"{type(exc).__name__}: {exc}"
+
+    def poll(self, stop: bool) -> list[int]:
+        if stop:
+            self.progress[STOP] = 1
+        return self.progress.tolist()

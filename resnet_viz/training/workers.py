@@ -103,8 +103,7 @@ class RayWorker:
     def __init__(self, ray, args: tuple, num_gpus: float = 0):
         models, flats, spec, records, control, dataset, threads, sourced = args
         self._ray, self._flats, self._records, self._control = ray, flats, records, control
-        actor_class = ray.remote(max_concurrency=2)(RayTrainer)  # train() runs while sync() answers
-        self.actor = actor_class.options(num_cpus=threads, num_gpus=num_gpus).remote(
+        self.actor = _trainer_class(ray).options(num_cpus=threads, num_gpus=num_gpus).remote(
             models, [f.clone() for f in flats], spec, [_shape(r) for r in records], dataset, threads, sourced)
         self._ready = self.actor.ready.remote()  # its __init__ done: Ray has placed it
         self._done = self.actor.train.remote()
@@ -151,7 +150,7 @@ class RayWorker:
         update = self._ray.get(self.actor.sync.remote([c[Control.STOP], c[Control.PAUSED], c[Control.GRANTED]],
                                                       self._since, weights), timeout=SYNC_TIMEOUT_S)
         step = update["ints"][Control.STEP]
-        for rec, rows in zip(self._records, update["records"]):
+        for rec, rows in zip(self._records, update["records"], strict=True):
             for name, values in rows.items():
                 target = getattr(rec, name)
                 if name == "counts":
@@ -160,7 +159,7 @@ class RayWorker:
                     start = self._since if _per_step(name) else 0
                     target[start:start + values.shape[0]] = values
         if weights:
-            for flat, values in zip(self._flats, update["flats"]):
+            for flat, values in zip(self._flats, update["flats"], strict=True):
                 flat.copy_(values)
             self._weights_at = time.monotonic()
         for slot in (Control.USED, Control.BLOCKED, Control.PRETRAINED):
@@ -212,6 +211,16 @@ class RayTrainer:
             records.append(rows | {"counts": rec.counts.clone()})
         return {"ints": c.ints.clone().tolist(), "elapsed": float(c.elapsed[0]), "records": records,
                 "flats": [f.clone() for f in self.flats] if weights else None}
+
+
+_ACTOR_CLASSES: dict = {}
+
+
+def _trainer_class(ray):
+    """RayTrainer as a Ray actor class, made once per process: train() runs while sync() answers."""
+    if "trainer" not in _ACTOR_CLASSES:
+        _ACTOR_CLASSES["trainer"] = ray.remote(max_concurrency=2)(RayTrainer)
+    return _ACTOR_CLASSES["trainer"]
 
 
 def _shape(rec: Record) -> tuple[int, int, int, int]:
