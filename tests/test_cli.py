@@ -118,23 +118,6 @@ def test_bench_split_trains_the_default_run_in_one_worker_and_in_one_per_core():
     print("bench --split on 3 steps (s):", out)
 
 
-def test_bench_browser_run_trains_from_the_lab_page_and_splits_the_cpu():
-    """`bench --browser`'s measurement on a short run (a share link's steps=6): Train clicked in a real
-    Chromium on a real `streamlit run`, the page's status read until Done, and the CPU the training worker,
-    the server and the browser used meanwhile, each of them some."""
-    from app_server import CHROMIUM, require_chromium
-
-    from resnet_viz.bench import browser_run
-    require_chromium()
-    shown = browser_run(0, {}, query="steps=6", chromium=CHROMIUM, limit_s=hang_s(300),
-                        settled=False)
-    assert shown["wall_s"] > 0 and shown["page_s"] >= 0 and shown["lesson_s"] != shown["lesson_s"]  # not timed
-    assert all(shown["cpu_s"][k] > 0 for k in ("server", "worker", "browser")), shown
-    print("browser run of 6 steps: wall / page (s), CPU server / worker / browser (s):", shown)
-
-
-
-
 # ---- predict: the bundled reference models (or a saved run's) on one image -----------------------------------
 
 def _digit_png(path: Path, image) -> Path:

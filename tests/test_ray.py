@@ -32,8 +32,10 @@ def require_ray():
 @pytest.mark.browser
 def test_the_app_pointed_at_a_local_ray_trains_the_default_preset_to_done_in_chromium():
     """`RESNET_LAB_RAY_ADDRESS=local streamlit run streamlit_app.py`: Train in a real Chromium, the run placed by
-    the server's own Ray instance, the page showing Done (the preset's run, 6 steps by a share link). First in
-    the module: the module's own Ray instance (ray_local) is not up yet."""
+    the server's own Ray instance, the page showing Done (the preset's run, 6 steps by a share link). It is
+    also `bench --browser`'s measurement (bench.browser_run): the page's status read until Done, and the CPU
+    the server, the training workers (Ray's processes, below the server) and the browser used, each some.
+    First in the module: the module's own Ray instance (ray_local) is not up yet."""
     require_ray()
     from app_server import CHROMIUM, require_chromium
 
@@ -42,6 +44,7 @@ def test_the_app_pointed_at_a_local_ray_trains_the_default_preset_to_done_in_chr
     shown = browser_run(0, {workers.RAY_ENV: "local"}, query="steps=6", chromium=CHROMIUM, limit_s=hang_s(300),
                         settled=False)
     assert shown["page_s"] == shown["page_s"] and shown["wall_s"] > 0, shown  # Done read off the page
+    assert all(shown["cpu_s"][k] > 0 for k in ("server", "worker", "browser")), shown
     print("the default preset, 6 steps, on a local Ray from the page:", shown)
 
 
@@ -213,6 +216,5 @@ def test_the_experiments_run_on_ray_stream_their_rows_and_cancel(ray_local):
     full, acc, blocks = lesion.snapshot().result["res-14"]
     assert 0 < full <= 1 and len(acc) == len(blocks) == 6
     slow = Task("sweep", {"depths": (56,), "seeds": (0, 1, 2), "train": TrainSpec(steps=500)}, ray="local").start()
-    time.sleep(2)
-    slow.stop()
+    slow.stop()  # Stop pressed: the pairs not done are cancelled
     assert slow.join(hang_s(30)) and slow.snapshot().state == "cancelled"
