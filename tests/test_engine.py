@@ -304,10 +304,10 @@ def test_workers_do_not_import_the_parent_script():
     import multiprocessing.spawn
     import sys
 
-    from resnet_viz.training import engine
+    from resnet_viz.training import workers
 
     assert getattr(sys.modules["__main__"], "__file__", None)  # pytest's own script is __main__ here
-    data = multiprocessing.spawn.get_preparation_data(engine.WORKER_NAME)
+    data = multiprocessing.spawn.get_preparation_data(workers.WORKER_NAME)
     assert "init_main_from_path" not in data and "init_main_from_name" not in data
     other = multiprocessing.spawn.get_preparation_data("someone-else")
     assert "init_main_from_path" in other or "init_main_from_name" in other

@@ -50,12 +50,33 @@ def test_the_app_pointed_at_a_local_ray_trains_the_default_preset_to_done_in_chr
 
 @pytest.fixture(scope="module")
 def ray_local():
-    """One Ray instance for the module, started as the app starts it (RESNET_LAB_RAY_ADDRESS=local): on this
-    machine's cores, no dashboard, the repository shipped to its workers."""
-    ray = require_ray()
-    workers.connect("local")
-    yield ray
-    ray.shutdown()
+    """The address of one Ray instance for the module, started as the app starts it (RESNET_LAB_RAY_ADDRESS=
+    local): in a process of its own on this machine's cores, no dashboard. This test process never connects
+    to it itself: every run's Ray driver is a process of its own (workers.py), as in the app."""
+    require_ray()
+    yield workers.local_head()
+    workers._stop_head()
+
+
+def actor_pids(name: str = "RayTrainer") -> list[int]:
+    """The processes of this machine's live Ray actors of class `name` (their title: "ray::RayTrainer...")."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as f:
+                    if f.read().startswith(f"ray::{name}".encode()):
+                        pids.append(int(entry))
+            except OSError:
+                pass
+    return pids
+
+
+def no_actors_left(timeout: float = 30) -> None:
+    deadline = time.monotonic() + hang_s(timeout)
+    while actor_pids():
+        assert time.monotonic() < deadline, f"Ray actors left training: {actor_pids()}"
+        time.sleep(0.2)
 
 
 def long_train() -> TrainSpec:
@@ -64,28 +85,32 @@ def long_train() -> TrainSpec:
 
 def test_the_default_preset_on_ray_records_what_local_workers_record(ray_local):
     """Same models, settings and seed, one thread per model in both: the same floats, bit for bit, and the
-    server's copies of the models end with the same weights."""
+    server's copies of the models end with the same weights. On Ray: one driver process, one actor a part."""
     preset = PRESETS[DEFAULT_PRESET]
     train = replace(preset.train, steps=3, eval_every=2, eval_size=100)
     local = Job(preset.models, train, queue=WorkerQueue(1, threads=2)).start()
     assert local.join(hang_s(120))
-    job = Job(preset.models, train, queue=WorkerQueue(1, threads=2), ray="local").start()
-    assert job.join(hang_s(180)), job.snapshot()
+    job = Job(preset.models, train, queue=WorkerQueue(1, threads=2), ray=ray_local).start()
+    seen = 0
+    while not job.join(0.1):
+        seen = max(seen, len(actor_pids()))
     a, b = local.snapshot(), job.snapshot()
     assert a.state == b.state == "done" and a.step == b.step == 3, b.error
-    assert len(job._workers) == 2 and all(isinstance(w, workers.RayWorker) for w in job._workers)
+    assert len(job.parts) == 2 and len(job._workers) == 1 and b.cluster and not a.cluster
+    assert seen == 2, "one Ray actor for each of the job's two parts"
     for x, y in zip(a.models, b.models, strict=True):
         for name, values in x.series.items():
             if name != "seconds":
                 np.testing.assert_array_equal(values, y.series[name], err_msg=f"{x.name} {name}")
     for mine, theirs in zip(local._flats, job._flats, strict=True):
         assert bool((mine == theirs).all())
+    no_actors_left()
 
 
 def test_a_ray_run_pauses_steps_resumes_stops_and_the_server_draws_with_its_latest_weights(ray_local):
     from resnet_viz.analysis.inference import probabilities
 
-    job = Job(MODELS, long_train(), queue=WorkerQueue(1, threads=2), ray="local")
+    job = Job(MODELS, long_train(), queue=WorkerQueue(1, threads=2), ray=ray_local)
     start = [f.clone() for f in job._flats]
     job.start()
     wait_for(job, lambda s: s.step >= 5, timeout=60)
@@ -111,31 +136,75 @@ def test_a_ray_run_pauses_steps_resumes_stops_and_the_server_draws_with_its_late
     assert job.join(hang_s(60))
     snap = job.snapshot()
     assert snap.state == "stopped" and all(np.isfinite(m.train_loss).all() for m in snap.models)
+    no_actors_left()
 
 
 def test_a_killed_ray_actor_fails_the_run_and_keeps_what_it_recorded(ray_local):
-    job = Job(MODELS, long_train(), queue=WorkerQueue(1, threads=2), ray="local").start()
-    wait_for(job, lambda s: s.step >= 3 and all(w.pid for w in job._workers), timeout=60)
-    os.kill(job._workers[0].pid, signal.SIGKILL)  # the actor's process, as out of memory or a lost node would
+    job = Job(MODELS, long_train(), queue=WorkerQueue(1, threads=2), ray=ray_local).start()
+    wait_for(job, lambda s: s.step >= 3 and len(actor_pids()) == 2, timeout=60)
+    os.kill(actor_pids()[0], signal.SIGKILL)  # the actor's process, as out of memory or a lost node would
     assert job.join(hang_s(60))
     snap = job.snapshot()
     assert snap.state == "failed" and "Ray" in snap.error, snap.error
     assert snap.step >= 3 and all(np.isfinite(m.train_loss).all() for m in snap.models)
-    # the other actor was stopped, not left training
-    other = job._workers[1]
-    assert ray_local.wait([other._done], timeout=hang_s(30))[0]
+    no_actors_left()  # the other actor was stopped, not left training
 
 
 def test_a_ray_run_nobody_watches_stops_and_its_actors_end(ray_local):
     """Closing the tab: the session's release stops the run, and so does a heartbeat nobody renews."""
-    job = Job(MODELS, long_train(), queue=WorkerQueue(1, threads=2), ray="local", heartbeat_timeout=3.0).start()
+    job = Job(MODELS, long_train(), queue=WorkerQueue(1, threads=2), ray=ray_local, heartbeat_timeout=3.0).start()
     wait_for(job, lambda s: s.step >= 1 or s.finished, timeout=60)
     assert job.join(hang_s(60))
     assert job.snapshot().state == "stopped"
-    assert all(ray_local.wait([w._done], timeout=hang_s(30))[0] for w in job._workers)
+    no_actors_left()
 
 
-def test_without_ray_or_its_cluster_the_run_says_how_to_fix_it(monkeypatch):
+def test_runs_waiting_for_the_cluster_show_their_place_in_this_servers_line(ray_local):
+    """Ray's scheduler is the queue: runs asking for more CPUs than the cluster has free wait, queued, each
+    with its place in this server's line for the cluster, and start by themselves as CPUs free up."""
+    cores = os.cpu_count() or 1
+    first = Job(MODELS, long_train(), queue=WorkerQueue(1, threads=cores), ray=ray_local).start()
+    wait_for(first, lambda s: s.state == "running", timeout=60)
+    second = Job(MODELS, long_train(), queue=WorkerQueue(1, threads=cores), ray=ray_local).start()
+    third = Job(MODELS, long_train(), queue=WorkerQueue(1, threads=cores), ray=ray_local).start()
+    a = wait_for(second, lambda s: s.state == "queued" and s.queue_position == 1, timeout=30)
+    b = wait_for(third, lambda s: s.state == "queued" and s.queue_position == 2, timeout=30)
+    assert a.cluster and b.cluster
+    first.stop()
+    wait_for(second, lambda s: s.state == "running" and s.step >= 1, timeout=60)
+    assert wait_for(third, lambda s: s.queue_position == 1).state == "queued"
+    for job in (second, third):
+        job.stop()
+    assert all(job.join(hang_s(60)) for job in (first, second, third))
+    assert third.snapshot().state == "stopped" and third.snapshot().step == 0
+    no_actors_left()
+
+
+def test_a_class_shares_one_ray_run_which_stops_when_its_last_watcher_leaves(ray_local):
+    """Run sharing on the Ray backend (training/sharing.py): the same settings join the run on the cluster,
+    which trains on while anyone watches and stops, its actors ended, when the last one leaves."""
+    from test_sharing import Watcher
+
+    from resnet_viz.training.sharing import Runs, run_key
+    runs, first, second = Runs(cache_size=2), Watcher(), Watcher()
+    train = long_train()
+
+    def start():
+        return Job(MODELS, train, queue=WorkerQueue(1, threads=2), ray=ray_local).start()
+
+    job, joined = runs.find_or_start(run_key(MODELS, train, "mnist-5k"), start, first)
+    again, joined = runs.find_or_start(run_key(MODELS, train, "mnist-5k"), start, second)
+    assert joined and again is job and runs.watchers(job) == 2
+    wait_for(job, lambda s: s.step >= 2, timeout=60)
+    runs.leave(job, first)
+    step = job.snapshot().step
+    wait_for(job, lambda s: s.step > step + 1, timeout=60)
+    runs.leave(job, second)
+    assert job.join(hang_s(60)) and job.snapshot().state == "stopped"
+    no_actors_left()
+
+
+def test_without_ray_the_run_says_how_to_install_it(monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)  # as if it were not installed
     with pytest.raises(LabError) as missing:
         workers.connect("local")
@@ -155,17 +224,16 @@ def test_the_app_reads_its_ray_address_from_the_environment(monkeypatch):
     assert Job(MODELS, long_train(), queue=WorkerQueue(1), ray="").ray_address is None  # the CLI's local run
 
 
-
-
 def test_the_sweep_on_ray_gives_the_rows_of_a_sweep_here_and_streams_them(ray_local):
     """Every depth-seed pair a Ray task: the same rows, in the same order, as the sweep in this process at the
-    same thread count (only the seconds differ); each row handed to on_row as its pair finishes."""
+    same thread count (only the seconds differ), streamed into the task's view as pairs finish."""
     import dataclasses
 
     import torch
 
     from resnet_viz.analysis.experiments import sweep
     from resnet_viz.config import SWEEP_TRAIN
+    from resnet_viz.training.tasks import Task
     train = replace(SWEEP_TRAIN, steps=4, eval_every=4, eval_size=50, batch_size=16)
     before = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -173,24 +241,25 @@ def test_the_sweep_on_ray_gives_the_rows_of_a_sweep_here_and_streams_them(ray_lo
         here = sweep((8, 14), (0, 1), train)
     finally:
         torch.set_num_threads(before)
-    streamed = []
-    on_ray = sweep((8, 14), (0, 1), train, on_row=streamed.append, ray="local", threads=1)
+    task = Task("sweep", {"depths": (8, 14), "seeds": (0, 1), "train": train}, ray=ray_local).start()
+    assert task.join(hang_s(180))
+    view = task.snapshot()
+    assert view.state == "done" and view.cluster, view.error
 
     def timeless(rows):
         return [dataclasses.replace(row, seconds=0.0) for row in rows]
-    assert len(on_ray) == 8 and timeless(on_ray) == timeless(here)
-    assert sorted(timeless(streamed), key=repr) == sorted(timeless(on_ray), key=repr)
+    assert len(view.result) == 8 and timeless(view.result) == timeless(here)
+    assert sorted(timeless(view.rows), key=repr) == sorted(timeless(view.result), key=repr)
 
 
 def test_the_cli_trains_on_a_running_ray_cluster_and_writes_the_usual_files(ray_local, tmp_path):
     """`python -m resnet_viz train --ray ADDRESS`: the run on the cluster at that address (this module's Ray
     instance, as `ray start --head` would give one), the usual files out."""
     import subprocess
-    address = ray_local.get_runtime_context().gcs_address
     out = tmp_path / "run"
     r = subprocess.run([sys.executable, "-m", "resnet_viz", "train", "--model", "plain-8", "--model", "res-8",
                         "--steps", "4", "--eval-every", "2", "--eval-size", "50", "--batch-size", "16",
-                        "--ray", address, "--out", str(out)],
+                        "--ray", ray_local, "--out", str(out)],
                        capture_output=True, text=True, timeout=hang_s(300), check=False,
                        cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     assert r.returncode == 0, r.stderr[-2000:]
@@ -199,22 +268,43 @@ def test_the_cli_trains_on_a_running_ray_cluster_and_writes_the_usual_files(ray_
     assert len(lines) > 4 and (out / "run.zip").stat().st_size > 0
 
 
-def test_the_experiments_run_on_ray_stream_their_rows_and_cancel(ray_local):
-    """The Experiments page's tasks on the cluster: the sweep's pairs as Ray tasks (rows as they finish), the
-    lesion study in an actor on a copy of a run's models, and a long sweep cancelled mid-way."""
+def test_the_experiments_run_on_ray_and_cancel(ray_local):
+    """The Experiments page's tasks on the cluster: the lesion study in an actor on a copy of a run's models,
+    and a long sweep cancelled mid-way."""
     from resnet_viz.training.tasks import Task
-    sweep = Task("sweep", {"depths": (8,), "seeds": (0, 1), "train": TrainSpec(steps=5, eval_every=5)},
-                 ray="local").start()
     trained = Job([ModelSpec(depth=8, skip=False), ModelSpec(depth=14)], TrainSpec(steps=3, batch_size=16),
                   queue=WorkerQueue(1, threads=1))
     trained.run_blocking()
-    lesion = Task("lesion", job=trained, ray="local").start()
-    assert sweep.join(hang_s(120)) and lesion.join(hang_s(120))
-    view = sweep.snapshot()
-    assert view.state == "done" and len(view.rows) == 4 and view.done == view.total == 2, view.error
+    lesion = Task("lesion", job=trained, ray=ray_local).start()
+    assert lesion.join(hang_s(120))
     assert lesion.snapshot().state == "done", lesion.snapshot().error
     full, acc, blocks = lesion.snapshot().result["res-14"]
     assert 0 < full <= 1 and len(acc) == len(blocks) == 6
-    slow = Task("sweep", {"depths": (56,), "seeds": (0, 1, 2), "train": TrainSpec(steps=500)}, ray="local").start()
+    slow = Task("sweep", {"depths": (56,), "seeds": (0, 1, 2), "train": TrainSpec(steps=500)}, ray=ray_local).start()
+    deadline = time.monotonic() + hang_s(60)
+    while not actor_pids("_ray_pair") and time.monotonic() < deadline:
+        time.sleep(0.1)
     slow.stop()  # Stop pressed: the pairs not done are cancelled
     assert slow.join(hang_s(30)) and slow.snapshot().state == "cancelled"
+    deadline = time.monotonic() + hang_s(30)
+    while actor_pids("_ray_pair"):
+        assert time.monotonic() < deadline, "the sweep's pairs trained on after Stop"
+        time.sleep(0.2)
+
+
+def test_the_cluster_going_away_fails_its_runs_with_a_message_and_the_server_stays_up(ray_local):
+    """Last in the module: the module's Ray instance shut down under a training run. The run fails and says
+    the cluster is gone, with its records so far; a run asked of it afterwards says it cannot be reached, at
+    once. This process, the server in the app, lives on: no driver of Ray's runs in it (Ray ends a driver
+    whose cluster went away)."""
+    job = Job(MODELS, long_train(), queue=WorkerQueue(1, threads=2), ray=ray_local).start()
+    wait_for(job, lambda s: s.step >= 3, timeout=60)
+    workers._stop_head()  # the cluster goes away
+    assert job.join(hang_s(90))
+    snap = job.snapshot()
+    assert snap.state == "failed" and "Ray" in snap.error and snap.step >= 3, snap.error
+    assert all(np.isfinite(m.train_loss[:3]).all() for m in snap.models)
+    again = Job(MODELS, long_train(), queue=WorkerQueue(1, threads=2), ray=ray_local).start()
+    assert again.join(hang_s(30))
+    assert again.snapshot().state == "failed" and ray_local in again.snapshot().error, again.snapshot().error
+    print("the run's message:", snap.error, "| the next run's:", again.snapshot().error)

@@ -94,8 +94,8 @@ def _ray_pair(depth, seed, train, base, threads):
 
 
 def _sweep_on_ray(address, pairs, train, base, on_row, on_progress, cancelled, threads) -> list[SweepRow]:
-    from ..training.workers import connect
-    ray = connect(address)
+    from ..training.workers import connect, resolve
+    ray = connect(resolve(address))
     task = ray.remote(num_cpus=threads, max_retries=0)(_ray_pair)
     refs = {task.remote(depth, seed, train, base, threads): i for i, (depth, seed) in enumerate(pairs)}
     results: dict[int, list[SweepRow]] = {}

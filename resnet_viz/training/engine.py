@@ -17,11 +17,8 @@ they write their measurements into shared memory, and `snapshot()` hands the UI 
 """
 import atexit
 import itertools
-import multiprocessing
-import multiprocessing.spawn
 import os
 import threading
-import time
 import weakref
 from dataclasses import dataclass, replace
 
@@ -43,15 +40,17 @@ from ..metrics import SERIES
 from ..models import count_params, layer_table
 from . import device
 from .memory import check_memory, estimate
+from .background import Background
 from .trainer import (
     Control,
     Record,
     build_nets,
     evaluations,
     train_lockstep,
+    worker_main,
 )
 from .weights import share_weights
-from .workers import ProcessWorker, RayWorker, connect, ray_address
+from .workers import ProcessWorker, context, ray_job_main
 
 
 def max_workers() -> int:
@@ -161,46 +160,13 @@ def _stop_all_jobs() -> None:
         job.join(10)
 
 
-_FORKSERVER_LOCK = threading.Lock()
-
-
-def _context():
-    """forkserver: workers fork from a clean process that has torch imported already (start in well under a
-    second, and no inherited server threads); spawn where there is no forkserver (Windows, macOS default)."""
-    if "forkserver" in multiprocessing.get_all_start_methods():
-        ctx = torch.multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(["resnet_viz.training.trainer"])
-        _ensure_forkserver()
-        return ctx
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # spawned workers read it at their start
-    return torch.multiprocessing.get_context("spawn")
-
-
-def _ensure_forkserver() -> None:
-    """Start the fork server with OMP_WAIT_POLICY=PASSIVE in its environment only. Workers share 2 cores with
-    the web server and often the browser: OpenMP threads that sleep instead of spinning at barriers trained
-    the default lesson 1.6x faster with the page open (99 s vs 160 s). The variable is not left in this
-    process's environment: libgomp reads it once, when torch loads, so a server (or test process) that
-    loaded torch after it was set would run its own inference, and every subprocess it starts, passive,
-    about 1.9x slower on an idle machine."""
-    from multiprocessing import forkserver
-    with _FORKSERVER_LOCK:
-        saved = os.environ.get("OMP_WAIT_POLICY")
-        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-        try:
-            forkserver.ensure_running()
-        finally:
-            if saved is None:
-                os.environ.pop("OMP_WAIT_POLICY", None)
-
-
 def warm_up() -> None:
     """In the background, so that the first Train is quick: start the fork server (and its torch import), then
     work out the default lesson's costs (its memory check and layer tables, all cached): torch's meta-device
     code imports and runs for the first time there, and made the first Job of a server take 2.2 s instead of
     0.1 while the page waited for the run's first status."""
     def run():
-        _context()
+        context()
         preset = PRESETS[DEFAULT_PRESET]
         with _BUILD_LOCK:  # as a Job's own builds
             estimate(preset.models, preset.train)
@@ -208,26 +174,6 @@ def warm_up() -> None:
                 layer_table(spec)
 
     threading.Thread(target=run, name="resnet-lab-warm-up", daemon=True).start()
-
-
-WORKER_NAME = "resnet-lab-worker"
-_preparation_data = multiprocessing.spawn.get_preparation_data
-
-
-def _worker_preparation_data(name):
-    """multiprocessing re-imports the parent's __main__ script in every child; ours is `streamlit_app.py`
-    (Streamlit installs each run's script as __main__), pytest, or a test's script, none of which a worker
-    needs (its target lives in resnet_viz.training.trainer), and an app script imported outside Streamlit runs the
-    whole page in bare mode. Our workers (by name) start without it. A hook, not a swap of sys.modules:
-    Streamlit's script threads set __main__ on every rerun, so a swap would race them."""
-    data = _preparation_data(name)
-    if name == WORKER_NAME:
-        data.pop("init_main_from_path", None)
-        data.pop("init_main_from_name", None)
-    return data
-
-
-multiprocessing.spawn.get_preparation_data = _worker_preparation_data
 
 
 @dataclass(frozen=True)
@@ -297,6 +243,7 @@ class Snapshot:
     pause_requested: bool = False  # Pause was pressed; the worker stops at the next step boundary
     pretrained: int = 0  # transfer learning: pretraining steps done, of pretrain_total, before step 1
     pretrain_total: int = 0
+    cluster: bool = False  # trained on a Ray cluster: queue_position is in this server's line for it
 
     @property
     def pretraining(self) -> bool:
@@ -311,7 +258,7 @@ class Snapshot:
         return self.state in ("done", "stopped", "failed")
 
 
-class Job:
+class Job(Background):
     """Trains `models` with `train` in background worker processes, with start/pause/resume/step/stop: one
     per core of its `threads` (default: its queue slot's share), at most `workers`, each training its share of
     the models (`parts`) with `self.threads` torch threads (worker_threads). Transfer models start from
@@ -329,30 +276,26 @@ class Job:
             else frozenset(lenders)
         self.models = check_run(models, train, self.sourced)
         self._pretrain_total = len(pretraining(self.models, self.sourced)) * train.pretrain_steps
-        target = device.resolve(train.device)  # a missing GPU is the user's message now, not the worker's crash
+        self._init_background(queue, heartbeat_timeout, ray)
+        # On this machine, a missing GPU is the user's message now, not the worker's crash; on Ray, the run's
+        # driver asks the cluster for one (workers._gpus).
+        on_gpu = train.device == "cuda" if self.ray_address else device.resolve(train.device).type != "cpu"
         self.cores = threads or queue.threads  # its slot's share of the cores, for its workers to share
         # One worker per core, unless a GPU trains the run or a net is pretrained first (the pretraining of
         # an architecture serves all its transfer models: one worker does it once, in order).
         with _BUILD_LOCK:
             costs = [layer_table(spec).flops for spec in self.models]
-        one = self._pretrain_total or target.type != "cpu"
-        self.parts = split(costs, 1 if one else workers or self.cores)
+        self.parts = split(costs, 1 if self._pretrain_total or on_gpu else workers or self.cores)
         self.threads = worker_threads(self.cores, len(self.parts), viewer_here)  # each worker's torch threads
-        if not _weights_given:  # a run too big for this server's memory is refused before anything starts
+        # A run too big for this server's memory is refused before anything starts (on Ray, the server only
+        # keeps the records and a copy of the weights; a node out of memory ends its actor: "worker lost").
+        if not _weights_given and not self.ray_address:
             check_memory(self.models, train, parts=self.parts)
         self.train = train
         self.dataset = dataset
         self.uid = next(_JOB_IDS)  # unique for the server's life (an id() is reused once a job is gone)
-        self.heartbeat_timeout = heartbeat_timeout  # stop when nobody called touch() for this long
-        self.heartbeat = time.monotonic()
-        self._queue = queue
-        self._lock = threading.Lock()
         self._grant_lock = threading.Lock()  # Step (a page's thread) and catching up (the owner) both grant
-        self._state = "idle"
         self._error: str | None = None
-        self._thread: threading.Thread | None = None
-        self._workers: list = []  # ProcessWorker or RayWorker, one per part (workers.py)
-        self.ray_address = ray_address() if ray is None else (ray or None)  # None: this machine's processes
         self._info: list[ModelInfo] = []
         self._records: list[Record] = []
         # The models themselves live here, their weights in shared memory that the worker trains in place:
@@ -418,10 +361,8 @@ class Job:
                 digits(self.train.pretrain_dataset)
             for c in self._controls:
                 c[Control.PAUSED] = int(paused)
-            self._state = "queued"
-            self._thread = threading.Thread(target=self._manage, name="resnet-lab-job", daemon=True)
             _LIVE_JOBS.add(self)
-            self._thread.start()
+            self._launch()
         return self
 
     def pause(self) -> None:
@@ -457,23 +398,8 @@ class Job:
                 if c[Control.BLOCKED] and c[Control.STEP] < lead and c[Control.USED] >= c[Control.GRANTED]:
                     c[Control.GRANTED] = c[Control.USED] + lead - c[Control.STEP]
 
-    def touch(self) -> None:
-        """A viewer is still watching (see heartbeat_timeout)."""
-        self.heartbeat = time.monotonic()
-
-    def _abandoned(self) -> bool:
-        return self.heartbeat_timeout is not None and time.monotonic() - self.heartbeat > self.heartbeat_timeout
-
-    def _cancelled(self) -> bool:
-        if self._abandoned():
-            self.stop()
+    def _stopped(self) -> bool:
         return bool(self._controls[0][Control.STOP])
-
-    def join(self, timeout: float | None = None) -> bool:
-        if self._thread is not None:
-            self._thread.join(timeout)
-            return not self._thread.is_alive()
-        return True
 
     def run_blocking(self, on_step=None) -> Snapshot:
         """Train in this process and thread (the CLI, benchmarks); on_step(step, losses) after every step."""
@@ -496,69 +422,27 @@ class Job:
         n = min(steps)  # every model has trained this far
         if state == "running" and n == max(steps) < self.train.steps and all(c[Control.BLOCKED] for c in controls):
             state = "paused"  # every worker waits at the same step (those behind catch up first: _catch_up)
-        return Snapshot(state, n, self.train.steps, self._queue.position(self),
+        return Snapshot(state, n, self.train.steps, self.queue_position(),
                         max(float(c.elapsed[0]) for c in controls), error,
                         self.train, [_view(info, rec, n) for info, rec in zip(self._info, self._records)],
                         bool(controls[0][Control.PAUSED]) and state in ("queued", "running", "paused"),
-                        sum(c[Control.PRETRAINED] for c in controls), self._pretrain_total)
+                        sum(c[Control.PRETRAINED] for c in controls), self._pretrain_total, self.on_cluster)
 
-    # ---- the owner thread: queue, workers, watchdog -------------------------------------------
-    def _manage(self) -> None:
-        # On Ray, Ray's scheduler is the queue: the run shows as queued until it has placed every worker.
-        if self.ray_address is None and not self._queue.acquire(self, self._cancelled):
-            self._finish("stopped")
-            return
-        try:
-            workers = self._start_workers()
-            ends: dict[int, tuple[str, str | None]] = {}
-            while len(ends) < len(workers):
-                for i, worker in enumerate(workers):
-                    if i not in ends and (end := worker.end()) is not None:
-                        ends[i] = end
-                        if end[0] != "done":  # a failed or stopped worker stops the run
-                            self.stop()
-                if self._state == "queued" and all(w.placed for w in workers):
-                    with self._lock:
-                        self._state = "running"
-                self._catch_up()
-                if self._cancelled():
-                    self._reap()
-                if len(ends) < len(workers):
-                    time.sleep(0.2)
-            # the first failure tells the run's end; else a stop; else all done
-            state, error = min(ends.values(), key=lambda end: ("failed", "stopped", "done").index(end[0]))
-            self._finish(state, error)
-        except LabError as exc:  # Ray missing or out of reach: the user's message
-            self._finish("failed", exc.text("en"))
-        except Exception as exc:  # a broken run must not take the server down; show it instead
-            self.stop()
-            self._reap()
-            self._finish("failed", f"{type(exc).__name__}: {exc}")
-        finally:
-            if self.ray_address is None:
-                self._queue.release(self)
+    # ---- the owner thread (background.py) ----------------------------------------------------------
+    def _start_workers(self, ctx, address: str | None) -> list:
+        """One worker process per part here; on Ray, one driver process placing one actor per part."""
+        parts = [([self.models[i] for i in part], [self._flats[i] for i in part], self.train,
+                  [self._records[i] for i in part], control, self.dataset, self.threads,
+                  frozenset(part.index(i) for i in self.sourced if i in part))
+                 for part, control in zip(self.parts, self._controls, strict=True)]
+        if address is None:
+            return [ProcessWorker(ctx, worker_main, args, self._queue.nice) for args in parts]
+        controls = self._controls
+        return [ProcessWorker(ctx, ray_job_main, (address, parts, self.train.device),
+                              stage=lambda: min(c[Control.STAGE] for c in controls))]
 
-    def _start_workers(self) -> list:
-        """One worker per part: a process here, or a Ray actor (training/workers.py)."""
-        ray = connect(self.ray_address) if self.ray_address else None
-        if ray is None:
-            ctx = _context()
-            with self._lock:
-                self._state = "running"
-        gpus = 1 if device.resolve(self.train.device).type == "cuda" else 0
-        for part, control in zip(self.parts, self._controls, strict=True):
-            args = ([self.models[i] for i in part], [self._flats[i] for i in part], self.train,
-                    [self._records[i] for i in part], control, self.dataset, self.threads,
-                    frozenset(part.index(i) for i in self.sourced if i in part))
-            self._workers.append(RayWorker(ray, args, gpus) if ray is not None
-                                 else ProcessWorker(ctx, WORKER_NAME, args, self._queue.nice))
-        return self._workers
-
-    def _reap(self) -> None:
-        """Workers stop at their next step boundary; one that does not in 10 s is ended."""
-        deadline = time.monotonic() + 10
-        for worker in self._workers:
-            worker.halt(deadline)
+    def _poll(self) -> None:
+        self._catch_up()
 
     def _finish(self, state: str, error: str | None = None) -> None:
         with self._lock:

@@ -1,14 +1,13 @@
 """An experiment (depth sweep, lesion study, loss landscape, shattered gradients) run live in a worker
 process, in the same global queue as training jobs, so the cores are never oversubscribed and the web server
 stays responsive. Results stream back as they are made (a sweep sends each row as its pair finishes);
-progress and cancel go through a small shared tensor, as for jobs.
+progress and cancel go through a small shared tensor, as for jobs; the lifecycle is background.py's.
 
-On a Ray cluster (RESNET_LAB_RAY_ADDRESS, training/workers.py) the sweep's depth-seed pairs are Ray tasks, all
-at once across the cluster, their rows streaming in as pairs finish; the other experiments run in one Ray
-actor on a copy of the session's models, which the server polls for its progress.
+On a Ray cluster (RESNET_LAB_RAY_ADDRESS, training/workers.py) the worker process is the experiment's Ray
+driver (ray_task_main): the sweep's depth-seed pairs are Ray tasks, all at once across the cluster, their rows
+streaming in as pairs finish; the other experiments run in one Ray actor on a copy of the session's models,
+which the driver polls for its progress.
 """
-import threading
-import time
 from dataclasses import dataclass, field
 
 import torch
@@ -16,11 +15,13 @@ import torch
 from ..analysis import experiments as E
 from ..config import ModelSpec
 from ..data.arrays import ALL_CLASSES, digits
-from .engine import QUEUE, WORKER_NAME, WorkerQueue, _context
+from ..i18n import LabError, tr
+from .background import Background
+from .engine import QUEUE, WorkerQueue
 from .trainer import build_nets
-from .workers import connect, ray_address
+from .workers import CONNECTED, PLACED, SYNC_TIMEOUT_S, ProcessWorker, connect
 
-DONE, TOTAL, STOP = range(3)
+DONE, TOTAL, STOP, STAGE = range(4)  # the progress tensor's slots (STAGE: a Ray driver's, workers.py)
 KINDS = ("sweep", "lesion", "landscape", "shattered")
 
 
@@ -34,7 +35,7 @@ def _run(kind: str, params: dict, specs, flats, seed: int, progress: torch.Tenso
     if kind == "sweep":
         return E.sweep(params["depths"], params["seeds"], params["train"], E.sweep_base(params.get("family", "cifar")),
                        on_row=lambda r: send(("row", r)),
-                       on_progress=on_progress, cancelled=cancelled)
+                       on_progress=on_progress, cancelled=cancelled, ray=params.get("ray"))
     nets = build_nets(specs, seed, flats)  # the session's models, their latest weights
     dataset = params.get("dataset", "mnist-5k")  # the one they were trained on, and its classes
     classes = tuple(params.get("classes", ALL_CLASSES))
@@ -84,9 +85,36 @@ def task_main(kind, params, specs, flats, seed, progress, threads, conn) -> None
         conn.send(("done", result))
     except E.Cancelled:
         conn.send(("cancelled", None))
+    except LabError as exc:  # Ray missing or out of reach (the sweep's driver)
+        conn.send(("failed", exc.text("en")))
     except Exception as exc:  # shown in the UI
         conn.send(("failed", f"{type(exc).__name__}: {exc}"))
     finally:
+        conn.close()
+
+
+def ray_task_main(address, kind, params, specs, flats, seed, progress, threads, conn) -> None:
+    """An experiment's Ray driver (a process of its own, workers.py): the sweep's pairs as Ray tasks (task_main
+    with the sweep's `ray`), or the other experiments in one RayExperiment actor, polled for its progress and
+    told to stop; then the experiment's end on `conn`, as task_main."""
+    try:
+        ray = connect(address)
+        progress[STAGE] = CONNECTED
+        if kind == "sweep":  # one-thread pairs, each waiting in Ray's queue on its own; progress: pairs done
+            progress[STAGE] = PLACED
+            return task_main(kind, params | {"ray": address}, specs, flats, seed, progress, threads, conn)
+        actor = ray.remote(num_cpus=threads, max_concurrency=2)(RayExperiment).remote(
+            kind, params, specs, [f.clone() for f in flats], seed, threads)
+        done = actor.run.remote()
+        while not ray.wait([done], timeout=0.2)[0]:
+            ints = ray.get(actor.poll.remote(bool(progress[STOP])), timeout=SYNC_TIMEOUT_S)
+            progress[DONE], progress[TOTAL], progress[STAGE] = ints[DONE], ints[TOTAL], PLACED
+        conn.send(ray.get(done))
+    except LabError as exc:
+        conn.send(("failed", exc.text("en")))
+    except Exception as exc:  # noqa: BLE001 (a lost actor, the cluster gone: shown, not raised)
+        conn.send(("failed", tr("en", "msg.ray_worker_lost", detail=str(exc).strip().splitlines()[0][:200])))
+    if not conn.closed:
         conn.close()
 
 
@@ -100,6 +128,7 @@ class TaskView:
     result: object = None
     error: str | None = None
     queue_position: int = 0
+    cluster: bool = False  # on a Ray cluster: queue_position is in this server's line for it
 
     @property
     def finished(self) -> bool:
@@ -110,8 +139,10 @@ class TaskView:
         return self.state in ("queued", "running")
 
 
-class Task:
+class Task(Background):
     """One experiment in the background: start(), stop(), touch(), snapshot()."""
+
+    STOPPED = "cancelled"
 
     def __init__(self, kind: str, params: dict | None = None, job=None, queue: WorkerQueue = QUEUE,
                  heartbeat_timeout: float | None = None, threads: int | None = None, ray: str | None = None):
@@ -126,14 +157,10 @@ class Task:
         self._specs: list[ModelSpec] = list(job.models) if job is not None else []
         self._flats = list(job._flats) if job is not None else []
         self._seed = job.train.seed if job is not None else 0
-        self._queue = queue
         self.threads = threads or queue.threads  # the worker's torch threads (engine.run_threads)
-        self.heartbeat_timeout, self.heartbeat = heartbeat_timeout, time.monotonic()
-        self._progress = torch.zeros(3, dtype=torch.int64).share_memory_()
-        self._lock = threading.Lock()
-        self._state, self._rows, self._result, self._error = "idle", [], None, None
-        self._thread: threading.Thread | None = None
-        self.ray_address = ray_address() if ray is None else (ray or None)  # None: this machine's processes
+        self._progress = torch.zeros(4, dtype=torch.int64).share_memory_()
+        self._rows, self._result, self._error = [], None, None
+        self._init_background(queue, heartbeat_timeout, ray)
 
     @property
     def models(self) -> list[ModelSpec]:
@@ -142,117 +169,39 @@ class Task:
 
     def start(self) -> "Task":
         with self._lock:
-            if self._thread is None:
-                self._state = "queued"
-                self._thread = threading.Thread(target=self._manage, name="resnet-lab-task", daemon=True)
-                self._thread.start()
+            self._launch()
         return self
 
     def stop(self) -> None:
         self._progress[STOP] = 1
 
-    def touch(self) -> None:
-        self.heartbeat = time.monotonic()
-
-    def join(self, timeout: float | None = None) -> bool:
-        if self._thread is not None:
-            self._thread.join(timeout)
-            return not self._thread.is_alive()
-        return True
-
-    def _cancelled(self) -> bool:
-        if self.heartbeat_timeout is not None and time.monotonic() - self.heartbeat > self.heartbeat_timeout:
-            self.stop()
+    def _stopped(self) -> bool:
         return bool(self._progress[STOP])
 
     def snapshot(self) -> TaskView:
         with self._lock:
             return TaskView(self.kind, self._state, int(self._progress[DONE]), int(self._progress[TOTAL]),
-                            list(self._rows), self._result, self._error, self._queue.position(self))
+                            list(self._rows), self._result, self._error, self.queue_position(), self.on_cluster)
 
-    def _manage(self) -> None:
-        if self.ray_address:
-            return self._on_ray()
-        if not self._queue.acquire(self, self._cancelled):
-            self._set("cancelled")
-            return
-        try:
-            self._set("running")
-            ctx = _context()
-            receive, send = ctx.Pipe(duplex=False)
-            process = ctx.Process(target=task_main, name=WORKER_NAME, daemon=True,
-                                  args=(self.kind, self.params, self._specs, self._flats, self._seed,
-                                        self._progress, self.threads, send))
-            process.start()
-            send.close()
-            while True:
-                if receive.poll(0.2):
-                    try:
-                        message, value = receive.recv()
-                    except EOFError:
-                        self._set("failed", error=f"worker exited with code {process.exitcode}")
-                        break
-                    if message == "row":
-                        with self._lock:
-                            self._rows.append(value)
-                        continue
-                    self._set(message, result=value if message == "done" else None,
-                              error=value if message == "failed" else None)
-                    break
-                if self._cancelled() and process.is_alive():
-                    process.join(10)  # the experiment checks the flag between evaluations
-                if not process.is_alive() and not receive.poll(0):
-                    self._set("cancelled" if self._progress[STOP] else "failed",
-                              error=None if self._progress[STOP] else f"worker exited with code {process.exitcode}")
-                    break
-            process.join(5)
-            if process.is_alive():
-                process.terminate()
-        except Exception as exc:  # never take the server down
-            self._set("failed", error=f"{type(exc).__name__}: {exc}")
-        finally:
-            self._queue.release(self)
+    def _start_workers(self, ctx, address: str | None) -> list:
+        args = (self.kind, self.params, self._specs, self._flats, self._seed, self._progress, self.threads)
+        if address is None:
+            return [ProcessWorker(ctx, task_main, args, on_row=self._keep)]
+        progress = self._progress
+        return [ProcessWorker(ctx, ray_task_main, (address, *args), on_row=self._keep,
+                              stage=lambda: int(progress[STAGE]))]
 
-    def _on_ray(self) -> None:
-        """The experiment on the Ray cluster; Ray's scheduler is the queue."""
-        def keep(row):
-            with self._lock:
-                self._rows.append(row)
-
-        def on_progress(done, total):
-            self._progress[DONE], self._progress[TOTAL] = done, total
-
-        try:
-            ray = connect(self.ray_address)
-            self._set("running")
-            if self.kind == "sweep":
-                p = self.params
-                result = E.sweep(p["depths"], p["seeds"], p["train"], E.sweep_base(p.get("family", "cifar")),
-                                 on_row=keep, on_progress=on_progress, cancelled=self._cancelled,
-                                 ray=self.ray_address)
-                return self._set("done", result=result)
-            actor = ray.remote(num_cpus=self.threads, max_concurrency=2)(RayExperiment).remote(
-                self.kind, self.params, self._specs, [f.clone() for f in self._flats], self._seed, self.threads)
-            done = actor.run.remote()
-            while not ray.wait([done], timeout=0.2)[0]:
-                ints = ray.get(actor.poll.remote(bool(self._cancelled())), timeout=30)
-                on_progress(ints[DONE], ints[TOTAL])
-            message, value = ray.get(done)
-            self._set(message, result=value if message == "done" else None,
-                      error=value if message == "failed" else None)
-        except E.Cancelled:
-            self._set("cancelled")
-        except Exception as exc:  # noqa: BLE001 (a lost actor, the cluster gone, ray missing: shown, not raised)
-            text = exc.text("en") if hasattr(exc, "text") else f"{type(exc).__name__}: {exc}"
-            self._set("failed", error=text.splitlines()[0][:300])
-
-    def _set(self, state: str, result=None, error: str | None = None) -> None:
+    def _keep(self, row) -> None:
         with self._lock:
-            self._state = state
-            if result is not None:
-                self._result = result
-            if error is not None:
-                self._error = error
+            self._rows.append(row)
+
+    def _finish(self, state: str, value=None) -> None:
+        with self._lock:
+            self._state = "cancelled" if state == "stopped" else state
+            if state == "done":
+                self._result = value
+            elif state == "failed":
+                self._error = value
 
 
 class RayExperiment:
@@ -262,7 +211,7 @@ class RayExperiment:
     def __init__(self, kind, params, specs, flats, seed, threads):
         torch.set_num_threads(threads)
         self.args = kind, params, specs, flats, seed
-        self.progress = torch.zeros(3, dtype=torch.int64)
+        self.progress = torch.zeros(4, dtype=torch.int64)
 
     def run(self):
         kind, params, specs, flats, seed = self.args

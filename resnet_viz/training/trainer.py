@@ -25,12 +25,13 @@ from .weights import bind_weights
 class Control:
     """Orders and progress shared between the job's owner and the worker, each slot written by one side:
     owner -> STOP, PAUSED, GRANTED (single steps allowed while paused); worker -> USED, BLOCKED, STEP,
-    PRETRAINED (pretraining steps done, over all the nets pretrained for transfer models)."""
+    PRETRAINED (pretraining steps done, over all the nets pretrained for transfer models); a Ray driver ->
+    STAGE (workers.CONNECTING, CONNECTED, PLACED)."""
 
-    STOP, PAUSED, GRANTED, USED, BLOCKED, STEP, PRETRAINED = range(7)
+    STOP, PAUSED, GRANTED, USED, BLOCKED, STEP, PRETRAINED, STAGE = range(8)
 
     def __init__(self):
-        self.ints = torch.zeros(7, dtype=torch.int64)
+        self.ints = torch.zeros(8, dtype=torch.int64)
         self.elapsed = torch.zeros(1, dtype=torch.float64)  # training seconds, paused time excluded
 
     def share_memory_(self) -> "Control":
@@ -255,7 +256,7 @@ def lr_at(step: int, spec: TrainSpec) -> float:
     return spec.lr * spec.lr_decay ** passed
 
 
-def worker_main(models, flats, spec, records, control, dataset, threads, conn, sourced=()) -> None:
+def worker_main(models, flats, spec, records, control, dataset, threads, sourced, conn) -> None:
     """Entry point of a worker process: train the models whose weights live in the shared `flats`, then
     report ("done"|"stopped"|"failed", error) on conn."""
     torch.set_num_threads(threads)

@@ -87,7 +87,7 @@ def task_status(kind: str):
     rerun_when_finished(task, f"_task_busy_{kind}")
     view = task.snapshot()
     if view.state == "queued":
-        st.info(t("exp.queued", position=view.queue_position))
+        st.info(t("exp.queued_cluster" if view.cluster else "exp.queued", position=max(1, view.queue_position)))
     elif view.state == "running":
         st.progress(view.done / view.total if view.total else 0.0,
                     text=t("exp.progress", done=view.done, total=view.total or "…"))

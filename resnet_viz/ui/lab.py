@@ -312,13 +312,12 @@ def sharing_note(holder, job, snap) -> None:
 
 
 def status_line(snap, dataset: str = "mnist-5k") -> None:
-    if snap.state == "queued" and not snap.queue_position:  # not in this server's line: the cluster's
-        st.info(t("status.queued_cluster"))
-        return
     if snap.state == "queued":
+        from ..training.background import RAY_LINE
         from ..training.engine import QUEUE
-        running, _ = QUEUE.busy()
-        st.info(t("status.queued", position=snap.queue_position, running=running))
+        running, _ = (RAY_LINE if snap.cluster else QUEUE).busy()
+        key = "status.queued_cluster" if snap.cluster else "status.queued"
+        st.info(t(key, position=max(1, snap.queue_position), running=running))
         return
     if snap.pretraining:
         st.progress(snap.pretrained / snap.pretrain_total, text=t(
