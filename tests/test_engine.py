@@ -614,3 +614,44 @@ def test_a_local_browser_redraws_the_charts_once_per_sixteen_steps_of_the_runs_p
                                 (CHART_STEPS_KNOWN, 2.6, round(CHART_STEPS * 0.26))):
         control[Control.STEP], control.elapsed[0] = step, elapsed
         assert chart_pace(job) == pace, (step, elapsed)
+
+
+SERVER_KILLED = """
+import sys, time
+from resnet_viz.config import ModelSpec, TrainSpec
+from resnet_viz.training.engine import Job, WorkerQueue
+ray = sys.argv[1] or ""
+job = Job([ModelSpec(depth=8, skip=False), ModelSpec(depth=8)], TrainSpec(steps=100_000, eval_every=100_000,
+          batch_size=16, eval_size=50), queue=WorkerQueue(1, threads=2), ray=ray).start()
+while job.snapshot().step < 3:
+    time.sleep(0.1)
+print(" ".join(str(w.pid) for w in job._workers), flush=True)
+time.sleep(600)
+"""
+
+
+def kill_a_server_mid_run(ray: str = "") -> list[int]:
+    """A process playing the server starts a run, then is killed outright (SIGKILL: no atexit, no cleanup);
+    returns the pids of its worker processes."""
+    import subprocess
+    import sys
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    server = subprocess.Popen([sys.executable, "-c", SERVER_KILLED, ray], cwd=root, stdout=subprocess.PIPE,
+                              text=True)
+    try:
+        pids = [int(p) for p in server.stdout.readline().split()]
+        assert pids, "the run never started"
+    finally:
+        server.kill()
+        server.wait(10)
+    return pids
+
+
+def test_workers_stop_when_their_server_is_killed_outright():
+    """Nothing trains on for a server that is no more: its workers notice their parent gone and stop."""
+    pids = kill_a_server_mid_run()
+    deadline = time.monotonic() + hang_s(30)
+    for pid in pids:
+        while os.path.exists(f"/proc/{pid}") and open(f"/proc/{pid}/stat").read().split()[2] != "Z":
+            assert time.monotonic() < deadline, f"worker {pid} trains on after its server was killed"
+            time.sleep(0.2)

@@ -204,6 +204,14 @@ def test_a_class_shares_one_ray_run_which_stops_when_its_last_watcher_leaves(ray
     no_actors_left()
 
 
+def test_a_killed_server_leaves_nothing_training_on_the_cluster(ray_local):
+    """The server killed outright mid-run (SIGKILL): its run's Ray driver notices and stops, and Ray ends the
+    driver's actors with it."""
+    from test_engine import kill_a_server_mid_run
+    kill_a_server_mid_run(ray_local)
+    no_actors_left()
+
+
 def test_without_ray_the_run_says_how_to_install_it(monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)  # as if it were not installed
     with pytest.raises(LabError) as missing:

@@ -18,7 +18,7 @@ from ..data.arrays import ALL_CLASSES, digits
 from ..i18n import LabError, tr
 from .background import Background
 from .engine import QUEUE, WorkerQueue
-from .trainer import build_nets
+from .trainer import build_nets, say, watch_parent
 from .workers import CONNECTED, PLACED, SYNC_TIMEOUT_S, ProcessWorker, connect
 
 DONE, TOTAL, STOP, STAGE = range(4)  # the progress tensor's slots (STAGE: a Ray driver's, workers.py)
@@ -80,15 +80,16 @@ def task_main(kind, params, specs, flats, seed, progress, threads, conn) -> None
     """Entry point of the worker process: run, streaming ("row", x) messages, then ("done", result),
     ("cancelled", None) or ("failed", message)."""
     torch.set_num_threads(threads)
+    watch_parent(lambda: progress.__setitem__(STOP, 1))
     try:
         result = _run(kind, params, specs, flats, seed, progress, conn.send)
-        conn.send(("done", result))
+        say(conn, ("done", result))
     except E.Cancelled:
-        conn.send(("cancelled", None))
+        say(conn, ("cancelled", None))
     except LabError as exc:  # Ray missing or out of reach (the sweep's driver)
-        conn.send(("failed", exc.text("en")))
+        say(conn, ("failed", exc.text("en")))
     except Exception as exc:  # shown in the UI
-        conn.send(("failed", f"{type(exc).__name__}: {exc}"))
+        say(conn, ("failed", f"{type(exc).__name__}: {exc}"))
     finally:
         conn.close()
 
@@ -97,6 +98,7 @@ def ray_task_main(address, kind, params, specs, flats, seed, progress, threads, 
     """An experiment's Ray driver (a process of its own, workers.py): the sweep's pairs as Ray tasks (task_main
     with the sweep's `ray`), or the other experiments in one RayExperiment actor, polled for its progress and
     told to stop; then the experiment's end on `conn`, as task_main."""
+    watch_parent(lambda: progress.__setitem__(STOP, 1))
     try:
         ray = connect(address)
         progress[STAGE] = CONNECTED
@@ -109,11 +111,11 @@ def ray_task_main(address, kind, params, specs, flats, seed, progress, threads, 
         while not ray.wait([done], timeout=0.2)[0]:
             ints = ray.get(actor.poll.remote(bool(progress[STOP])), timeout=SYNC_TIMEOUT_S)
             progress[DONE], progress[TOTAL], progress[STAGE] = ints[DONE], ints[TOTAL], PLACED
-        conn.send(ray.get(done))
+        say(conn, ray.get(done))
     except LabError as exc:
-        conn.send(("failed", exc.text("en")))
+        say(conn, ("failed", exc.text("en")))
     except Exception as exc:  # noqa: BLE001 (a lost actor, the cluster gone: shown, not raised)
-        conn.send(("failed", tr("en", "msg.ray_worker_lost", detail=str(exc).strip().splitlines()[0][:200])))
+        say(conn, ("failed", tr("en", "msg.ray_worker_lost", detail=str(exc).strip().splitlines()[0][:200])))
     if not conn.closed:
         conn.close()
 

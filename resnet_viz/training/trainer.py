@@ -256,14 +256,42 @@ def lr_at(step: int, spec: TrainSpec) -> float:
     return spec.lr * spec.lr_decay ** passed
 
 
+def watch_parent(on_gone) -> None:
+    """Call on_gone() once the server that started this worker has gone (killed outright: no atexit ran to
+    stop the worker), so that nothing trains on for a server that is no more. The fork server outlives it, so
+    the parent to watch is multiprocessing's (the process that asked for the worker), not the OS's."""
+    import multiprocessing
+    import threading
+
+    parent = multiprocessing.parent_process()
+    if parent is None:  # not started by multiprocessing
+        return
+
+    def watch():
+        while parent.is_alive():
+            time.sleep(1.0)
+        on_gone()
+
+    threading.Thread(target=watch, name="resnet-lab-parent-watch", daemon=True).start()
+
+
+def say(conn, message) -> None:
+    """Send a worker's message to the server, unless the server is gone (nobody to tell)."""
+    try:
+        conn.send(message)
+    except (BrokenPipeError, ConnectionError, EOFError):
+        pass
+
+
 def worker_main(models, flats, spec, records, control, dataset, threads, sourced, conn) -> None:
     """Entry point of a worker process: train the models whose weights live in the shared `flats`, then
     report ("done"|"stopped"|"failed", error) on conn."""
     torch.set_num_threads(threads)
+    watch_parent(lambda: control.__setitem__(Control.STOP, 1))
     try:
         nets = build_nets(models, spec.seed, flats)
-        conn.send((train_lockstep(nets, spec, records, control, dataset, sourced=sourced), None))
+        say(conn, (train_lockstep(nets, spec, records, control, dataset, sourced=sourced), None))
     except Exception as exc:  # reported to the owner, shown in the UI
-        conn.send(("failed", f"{type(exc).__name__}: {exc}"))
+        say(conn, ("failed", f"{type(exc).__name__}: {exc}"))
     finally:
         conn.close()

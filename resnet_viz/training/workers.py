@@ -35,7 +35,7 @@ import torch
 
 from ..i18n import LabError, tr
 from ..metrics import SERIES
-from .trainer import Control, Record, build_nets, train_lockstep
+from .trainer import Control, Record, build_nets, say, train_lockstep, watch_parent
 
 RAY_ENV = "RESNET_LAB_RAY_ADDRESS"
 WEIGHTS_EVERY_S = 2.0  # how often a Ray worker's weights are copied into the server's models
@@ -274,9 +274,9 @@ def head_main(cpus: int, hold, conn) -> None:
     try:
         import ray
         ray.init(num_cpus=cpus, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
-        conn.send((True, ray.get_runtime_context().gcs_address))
+        say(conn, (True, ray.get_runtime_context().gcs_address))
     except Exception as exc:  # noqa: BLE001 (the server shows it)
-        conn.send((False, _first_line(exc)))
+        say(conn, (False, _first_line(exc)))
         return
     finally:
         conn.close()
@@ -295,6 +295,7 @@ def ray_job_main(address: str, parts: list, device: str, conn) -> None:
     and weights relayed to and from the server's shared memory until every actor has ended; then the run's
     end on `conn`."""
     controls = [args[4] for args in parts]
+    watch_parent(lambda: [c.__setitem__(Control.STOP, 1) for c in controls])
     try:
         ray = connect(address)
         gpus = _gpus(ray, device)
@@ -327,11 +328,11 @@ def ray_job_main(address: str, parts: list, device: str, conn) -> None:
                         worker.kill()
                         ends[i] = "stopped", None
             time.sleep(0.2)
-        conn.send(outcome(ends.values()))
+        say(conn, outcome(ends.values()))
     except LabError as exc:
-        conn.send(("failed", exc.text("en")))
+        say(conn, ("failed", exc.text("en")))
     except Exception as exc:  # noqa: BLE001 (the cluster gone mid-call, ...: shown to the user)
-        conn.send(("failed", tr("en", "msg.ray_worker_lost", detail=_first_line(exc))))
+        say(conn, ("failed", tr("en", "msg.ray_worker_lost", detail=_first_line(exc))))
     finally:
         conn.close()
 
