@@ -107,14 +107,16 @@ def test_the_default_preset_on_ray_records_what_local_workers_record(ray_local):
     no_actors_left()
 
 
-def test_a_ray_run_pauses_steps_resumes_stops_and_the_server_draws_with_its_latest_weights(ray_local):
+def test_a_ray_run_pauses_steps_resumes_the_server_draws_with_its_weights_and_a_killed_actor_fails_it(ray_local):
+    """Pause, Step and Resume reach the actors; the server's copies of the models move as they train (Draw,
+    Errors and Gradients read them); then one actor's process is killed, as out of memory or a lost node
+    would: the run fails with a message, keeps what it recorded, and its other actor is stopped."""
     from resnet_viz.analysis.inference import probabilities
 
     job = Job(MODELS, long_train(), queue=WorkerQueue(1, threads=2), ray=ray_local)
     start = [f.clone() for f in job._flats]
     job.start()
     wait_for(job, lambda s: s.step >= 5, timeout=60)
-    # the weights the server holds move while the run trains (Draw, Errors and Gradients read them)
     deadline = time.monotonic() + hang_s(30)
     while all(bool((f == f0).all()) for f, f0 in zip(job._flats, start, strict=True)):
         assert time.monotonic() < deadline, "the server's weights never moved"
@@ -131,52 +133,40 @@ def test_a_ray_run_pauses_steps_resumes_stops_and_the_server_draws_with_its_late
     job.step(2)
     wait_for(job, lambda s: s.step == held.step + 2 and s.state == "paused", timeout=60)
     job.resume()
-    wait_for(job, lambda s: s.step >= held.step + 4, timeout=60)
-    job.stop()
-    assert job.join(hang_s(60))
-    snap = job.snapshot()
-    assert snap.state == "stopped" and all(np.isfinite(m.train_loss).all() for m in snap.models)
-    no_actors_left()
-
-
-def test_a_killed_ray_actor_fails_the_run_and_keeps_what_it_recorded(ray_local):
-    job = Job(MODELS, long_train(), queue=WorkerQueue(1, threads=2), ray=ray_local).start()
-    wait_for(job, lambda s: s.step >= 3 and len(actor_pids()) == 2, timeout=60)
-    os.kill(actor_pids()[0], signal.SIGKILL)  # the actor's process, as out of memory or a lost node would
+    wait_for(job, lambda s: s.step >= held.step + 4 and len(actor_pids()) == 2, timeout=60)
+    os.kill(actor_pids()[0], signal.SIGKILL)
     assert job.join(hang_s(60))
     snap = job.snapshot()
     assert snap.state == "failed" and "Ray" in snap.error, snap.error
-    assert snap.step >= 3 and all(np.isfinite(m.train_loss).all() for m in snap.models)
+    assert snap.step >= held.step + 4 and all(np.isfinite(m.train_loss).all() for m in snap.models)
     no_actors_left()  # the other actor was stopped, not left training
 
 
-def test_a_ray_run_nobody_watches_stops_and_its_actors_end(ray_local):
-    """Closing the tab: the session's release stops the run, and so does a heartbeat nobody renews."""
-    job = Job(MODELS, long_train(), queue=WorkerQueue(1, threads=2), ray=ray_local, heartbeat_timeout=3.0).start()
-    wait_for(job, lambda s: s.step >= 1 or s.finished, timeout=60)
-    assert job.join(hang_s(60))
-    assert job.snapshot().state == "stopped"
-    no_actors_left()
-
-
-def test_runs_waiting_for_the_cluster_show_their_place_in_this_servers_line(ray_local):
+def test_runs_waiting_for_the_cluster_show_their_place_and_runs_nobody_watches_stop(ray_local):
     """Ray's scheduler is the queue: runs asking for more CPUs than the cluster has free wait, queued, each
-    with its place in this server's line for the cluster, and start by themselves as CPUs free up."""
+    with its place in this server's line for the cluster, and start by themselves as CPUs free up. A run
+    whose viewers have all gone (the tab closed: nobody renews its heartbeat) stops, its actors ended, and so
+    does one still waiting in the line."""
     cores = os.cpu_count() or 1
-    first = Job(MODELS, long_train(), queue=WorkerQueue(1, threads=cores), ray=ray_local).start()
-    wait_for(first, lambda s: s.state == "running", timeout=60)
-    second = Job(MODELS, long_train(), queue=WorkerQueue(1, threads=cores), ray=ray_local).start()
-    third = Job(MODELS, long_train(), queue=WorkerQueue(1, threads=cores), ray=ray_local).start()
-    a = wait_for(second, lambda s: s.state == "queued" and s.queue_position == 1, timeout=30)
-    b = wait_for(third, lambda s: s.state == "queued" and s.queue_position == 2, timeout=30)
+
+    def run(**kw):
+        return Job(MODELS, long_train(), queue=WorkerQueue(1, threads=cores), ray=ray_local, **kw).start()
+
+    def watched(pred):  # the first and third runs' viewers are there while the line is checked
+        return lambda s: first.touch() or third.touch() or pred(s)
+
+    third = first = run(heartbeat_timeout=3.0)
+    wait_for(first, watched(lambda s: s.state == "running"), timeout=60)
+    second, third = run(), run(heartbeat_timeout=3.0)
+    a = wait_for(second, watched(lambda s: s.state == "queued" and s.queue_position == 1), timeout=30)
+    b = wait_for(third, watched(lambda s: s.state == "queued" and s.queue_position == 2), timeout=30)
     assert a.cluster and b.cluster
-    first.stop()
+    # then the first's and the third's viewers leave: nobody touches them any more
+    assert first.join(hang_s(60)) and first.snapshot().state == "stopped" and first.snapshot().step > 0
+    assert third.join(hang_s(30)) and third.snapshot().state == "stopped" and third.snapshot().step == 0
     wait_for(second, lambda s: s.state == "running" and s.step >= 1, timeout=60)
-    assert wait_for(third, lambda s: s.queue_position == 1).state == "queued"
-    for job in (second, third):
-        job.stop()
-    assert all(job.join(hang_s(60)) for job in (first, second, third))
-    assert third.snapshot().state == "stopped" and third.snapshot().step == 0
+    second.stop()
+    assert second.join(hang_s(60))
     no_actors_left()
 
 
@@ -210,6 +200,17 @@ def test_a_killed_server_leaves_nothing_training_on_the_cluster(ray_local):
     from test_engine import kill_a_server_mid_run
     kill_a_server_mid_run(ray_local)
     no_actors_left()
+
+
+def test_a_gpu_run_asks_the_cluster_not_the_server_for_its_gpu(ray_local):
+    """On Ray, "cuda" is the cluster's to give: the server (no GPU here) builds the run, one worker, and the
+    run's driver says at once that the cluster has no GPU, rather than leaving a run Ray can never place."""
+    job = Job(MODELS, replace(long_train(), device="cuda"), queue=WorkerQueue(1, threads=2), ray=ray_local)
+    assert len(job.parts) == 1  # a GPU run trains its models in one worker, as on one machine
+    job.start()
+    assert job.join(hang_s(60))
+    snap = job.snapshot()
+    assert snap.state == "failed" and "GPU" in snap.error and snap.step == 0, snap.error
 
 
 def test_without_ray_the_run_says_how_to_install_it(monkeypatch):

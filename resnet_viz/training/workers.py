@@ -342,7 +342,7 @@ def _gpus(ray, device: str) -> float:
     than a run Ray can never place) or for "auto" on a cluster that has one."""
     has = ray.cluster_resources().get("GPU", 0) >= 1
     if device == "cuda" and not has:
-        raise LabError("error.device_unavailable", device="cuda (the Ray cluster has no GPU)")
+        raise LabError("error.cluster_gpu")
     return 1 if device in ("cuda", "auto") and has else 0
 
 
@@ -456,8 +456,12 @@ class RayTrainer:
             evals = int(rec.counts[0])
             rows = {s.name: getattr(rec, s.name)[since:step].clone() if s.per != "eval"
                     else getattr(rec, s.name)[:evals].clone() for s in SERIES}
-            records.append(rows | {"counts": rec.counts.clone()})
-        return {"ints": c.ints.clone().tolist(), "elapsed": float(c.elapsed[0]), "records": records,
+            counts = rec.counts.clone()
+            counts[0] = evals  # the evaluations copied above, not one made since
+            records.append(rows | {"counts": counts})
+        ints = c.ints.clone().tolist()
+        ints[Control.STEP] = step  # the step the rows above reach, not one the training thread made since
+        return {"ints": ints, "elapsed": float(c.elapsed[0]), "records": records,
                 "flats": [f.clone() for f in self.flats] if weights else None}
 
 
