@@ -649,9 +649,17 @@ def kill_a_server_mid_run(ray: str = "") -> list[int]:
 
 def test_workers_stop_when_their_server_is_killed_outright():
     """Nothing trains on for a server that is no more: its workers notice their parent gone and stop."""
+    from pathlib import Path
+
+    def training(pid: int) -> bool:  # alive, and not a zombie waiting for its parent to read its end
+        try:
+            return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+        except OSError:
+            return False
+
     pids = kill_a_server_mid_run()
     deadline = time.monotonic() + hang_s(30)
     for pid in pids:
-        while os.path.exists(f"/proc/{pid}") and open(f"/proc/{pid}/stat").read().split()[2] != "Z":
+        while training(pid):
             assert time.monotonic() < deadline, f"worker {pid} trains on after its server was killed"
             time.sleep(0.2)
