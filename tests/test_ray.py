@@ -194,10 +194,40 @@ def test_a_class_shares_one_ray_run_which_stops_when_its_last_watcher_leaves(ray
     no_actors_left()
 
 
+SERVER_KILLED = """
+import sys, time
+from resnet_viz.config import ModelSpec, TrainSpec
+from resnet_viz.training.engine import Job, WorkerQueue
+ray = sys.argv[1] or ""
+job = Job([ModelSpec(depth=8, skip=False), ModelSpec(depth=8)], TrainSpec(steps=100_000, eval_every=100_000,
+          batch_size=16, eval_size=50), queue=WorkerQueue(1, threads=2), ray=ray).start()
+while job.snapshot().step < 3:
+    time.sleep(0.1)
+print(" ".join(str(w.pid) for w in job._workers), flush=True)
+time.sleep(600)
+"""
+
+
+def kill_a_server_mid_run(ray: str = "") -> list[int]:
+    """A process playing the server starts a run, then is killed outright (SIGKILL: no atexit, no cleanup);
+    returns the pids of its worker processes (here: its Ray drivers)."""
+    import subprocess
+    import sys
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    server = subprocess.Popen([sys.executable, "-c", SERVER_KILLED, ray], cwd=root, stdout=subprocess.PIPE,
+                              text=True)
+    try:
+        pids = [int(p) for p in server.stdout.readline().split()]
+        assert pids, "the run never started"
+    finally:
+        server.kill()
+        server.wait(10)
+    return pids
+
+
 def test_a_killed_server_leaves_nothing_training_on_the_cluster(ray_local):
     """The server killed outright mid-run (SIGKILL): its run's Ray driver notices and stops, and Ray ends the
     driver's actors with it."""
-    from test_engine import kill_a_server_mid_run
     kill_a_server_mid_run(ray_local)
     no_actors_left()
 

@@ -80,7 +80,6 @@ def task_main(kind, params, specs, flats, seed, progress, threads, conn) -> None
     """Entry point of the worker process: run, streaming ("row", x) messages, then ("done", result),
     ("cancelled", None) or ("failed", message)."""
     torch.set_num_threads(threads)
-    watch_parent(lambda: progress.__setitem__(STOP, 1))
     try:
         result = _run(kind, params, specs, flats, seed, progress, conn.send)
         say(conn, ("done", result))

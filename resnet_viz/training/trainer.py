@@ -257,9 +257,11 @@ def lr_at(step: int, spec: TrainSpec) -> float:
 
 
 def watch_parent(on_gone) -> None:
-    """Call on_gone() once the server that started this worker has gone (killed outright: no atexit ran to
-    stop the worker), so that nothing trains on for a server that is no more. The fork server outlives it, so
-    the parent to watch is multiprocessing's (the process that asked for the worker), not the OS's."""
+    """Call on_gone() once the server that started this process has gone (killed outright: no atexit ran to
+    stop it), so that nothing trains on for a server that is no more. The fork server outlives it, so the
+    parent to watch is multiprocessing's (the process that asked for this one), not the OS's. Used by the Ray
+    drivers only: in the local training workers this watching thread stalled the load test's shared run
+    (2 runs of 2 on the emulated slow machine, and 2 of 2 passed without it; the cause is not known yet)."""
     import multiprocessing
     import threading
 
@@ -287,7 +289,6 @@ def worker_main(models, flats, spec, records, control, dataset, threads, sourced
     """Entry point of a worker process: train the models whose weights live in the shared `flats`, then
     report ("done"|"stopped"|"failed", error) on conn."""
     torch.set_num_threads(threads)
-    watch_parent(lambda: control.__setitem__(Control.STOP, 1))
     try:
         nets = build_nets(models, spec.seed, flats)
         say(conn, (train_lockstep(nets, spec, records, control, dataset, sourced=sourced), None))
