@@ -359,20 +359,13 @@ class RayWorker:
         self._ready = self.actor.ready.remote()  # its __init__ done: Ray has placed it
         self._done = self.actor.train.remote()
         self._since, self._weights_at = 0, 0.0
-        self.pid = None
         self._placed = False
         self._end: tuple[str, str | None] | None = None
 
     @property
     def placed(self) -> bool:
-        if not self._placed:
-            ready, _ = self._ray.wait([self._ready], timeout=0)
-            if ready:
-                try:
-                    self.pid = self._ray.get(ready[0])
-                except Exception:  # noqa: BLE001 (it failed to start: end() reports that)
-                    self.pid = None
-                self._placed = True
+        if not self._placed:  # an actor that failed to start counts too: end() reports it
+            self._placed = bool(self._ray.wait([self._ready], timeout=0)[0])
         return self._placed
 
     def end(self) -> tuple[str, str | None] | None:
@@ -436,8 +429,8 @@ class RayTrainer:
         self.flats = flats
         self.nets = build_nets(models, spec.seed, flats)
 
-    def ready(self) -> int:
-        return os.getpid()
+    def ready(self) -> None:
+        """Answers once the actor is placed and built."""
 
     def train(self) -> tuple[str, str | None]:
         try:
