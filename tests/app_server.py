@@ -85,6 +85,8 @@ def running_app(env: dict | None = None, timeout: float = 60.0):
         yield url
     finally:
         LIVE_SERVERS.remove(url)
+        if proc.poll() is not None:  # it ended by itself: its log goes into the test's report (it is deleted below)
+            print(f"streamlit exited with code {proc.returncode} during the test; its log ends:\n{url.log_tail()}")
         proc.terminate()
         try:
             proc.wait(15)

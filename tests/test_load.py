@@ -54,7 +54,7 @@ CUSTOM = SESSIONS - SHARED - 1  # 4 on settings of their own (the teacher is the
 CLOSED = 2  # queued custom tabs closed
 STEPS = 40  # the custom runs'
 LESSON_STEPS = int(os.environ.get("RESNET_LAB_LOAD_STEPS", "30"))  # the default preset's shared run
-LONG_STEPS = 2000  # the teacher's run: it holds the trainer while the line is checked, then stops
+LONG_STEPS = 5000  # the teacher's run (the page's most): it holds the trainer while the line is checked
 TINY = "model=depth:8,skip:0&model=depth:8"  # two tiny models (see resnet_viz/share.py)
 CORES = os.cpu_count() or 1
 RUN_WORKERS = min(CORES, 2)  # the teacher's run (TINY's two models): a single-thread worker per core (engine.Job)
@@ -525,14 +525,20 @@ def run_classroom(browser, url, budget: Budget, watch: Watch, note, errors: list
     cpu = 100 * (server_cpu(url.pid) - cpu0) / (time.monotonic() - t_cpu)
     note("server CPU while runs trained (% of one core)", cpu)
     wait_text(teacher, TRAINING, budget.ms(60))
+    # Paused, so that it cannot end before the tabs close (its 5000 steps take ~70 s on a fast machine; 2000
+    # steps once ended while the 24 other tabs were checked, the teacher's page still showing it training).
+    button(teacher, "btn.pause").click(timeout=budget.ms(30))
+    expect(button(teacher, "btn.resume")).to_be_visible(timeout=budget.ms(60))
+    held = match(teacher, HOLDING)
+    note(f"the teacher's new run: paused at step (of {LONG_STEPS})", held.group(1) if held else status_of(teacher))
     note("training workers alive at once, max", str(watch.max_workers))
     assert watch.max_workers <= CORES, f"{watch.max_workers} workers trained at once with RESNET_LAB_WORKERS=1"
     closed = set(map(id, gone_customs)) | {id(students[0])}
     assert_no_exceptions([page for page in pages if id(page) not in closed])
 
     mark("done")
-    # ---- 7. Everybody leaves while the teacher's run trains: no worker is left behind ------------------------
-    assert watch.workers, "the teacher's run should be training when the tabs close"
+    # ---- 7. Everybody leaves while the teacher's run holds its worker: no worker is left behind ---------------
+    assert watch.workers, f"the teacher's run should hold its worker when the tabs close: {status_of(teacher)}"
     t0 = time.monotonic()
     for page in pages[1:]:
         if id(page) not in closed:
