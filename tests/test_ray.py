@@ -146,18 +146,27 @@ def test_runs_waiting_for_the_cluster_show_their_place_and_runs_nobody_watches_s
     """Ray's scheduler is the queue: runs asking for more CPUs than the cluster has free wait, queued, each
     with its place in this server's line for the cluster, and start by themselves as CPUs free up. A run
     whose viewers have all gone (the tab closed: nobody renews its heartbeat) stops, its actors ended, and so
-    does one still waiting in the line."""
+    does one still waiting in the line. The second is a class's run (training/sharing.py): two sessions
+    joined it, it trains on while one of them watches and stops when the last one leaves."""
+    from test_sharing import Watcher
+
+    from resnet_viz.training.sharing import Runs, run_key
     cores = os.cpu_count() or 1
+    train = long_train()
 
     def run(**kw):
-        return Job(MODELS, long_train(), queue=WorkerQueue(1, threads=cores), ray=ray_local, **kw).start()
+        return Job(MODELS, train, queue=WorkerQueue(1, threads=cores), ray=ray_local, **kw).start()
 
     def watched(pred):  # the first and third runs' viewers are there while the line is checked
         return lambda s: first.touch() or third.touch() or pred(s)
 
     third = first = run(heartbeat_timeout=3.0)
     wait_for(first, watched(lambda s: s.state == "running"), timeout=60)
-    second, third = run(), run(heartbeat_timeout=3.0)
+    runs, student, other = Runs(cache_size=2), Watcher(), Watcher()
+    second, joined = runs.find_or_start(run_key(MODELS, train, "mnist-5k"), run, student)
+    again, joined = runs.find_or_start(run_key(MODELS, train, "mnist-5k"), run, other)
+    assert joined and again is second and runs.watchers(second) == 2
+    third = run(heartbeat_timeout=3.0)
     a = wait_for(second, watched(lambda s: s.state == "queued" and s.queue_position == 1), timeout=30)
     b = wait_for(third, watched(lambda s: s.state == "queued" and s.queue_position == 2), timeout=30)
     assert a.cluster and b.cluster
@@ -165,70 +174,11 @@ def test_runs_waiting_for_the_cluster_show_their_place_and_runs_nobody_watches_s
     assert first.join(hang_s(60)) and first.snapshot().state == "stopped" and first.snapshot().step > 0
     assert third.join(hang_s(30)) and third.snapshot().state == "stopped" and third.snapshot().step == 0
     wait_for(second, lambda s: s.state == "running" and s.step >= 1, timeout=60)
-    second.stop()
-    assert second.join(hang_s(60))
-    no_actors_left()
-
-
-def test_a_class_shares_one_ray_run_which_stops_when_its_last_watcher_leaves(ray_local):
-    """Run sharing on the Ray backend (training/sharing.py): the same settings join the run on the cluster,
-    which trains on while anyone watches and stops, its actors ended, when the last one leaves."""
-    from test_sharing import Watcher
-
-    from resnet_viz.training.sharing import Runs, run_key
-    runs, first, second = Runs(cache_size=2), Watcher(), Watcher()
-    train = long_train()
-
-    def start():
-        return Job(MODELS, train, queue=WorkerQueue(1, threads=2), ray=ray_local).start()
-
-    job, joined = runs.find_or_start(run_key(MODELS, train, "mnist-5k"), start, first)
-    again, joined = runs.find_or_start(run_key(MODELS, train, "mnist-5k"), start, second)
-    assert joined and again is job and runs.watchers(job) == 2
-    wait_for(job, lambda s: s.step >= 2, timeout=60)
-    runs.leave(job, first)
-    step = job.snapshot().step
-    wait_for(job, lambda s: s.step > step + 1, timeout=60)
-    runs.leave(job, second)
-    assert job.join(hang_s(60)) and job.snapshot().state == "stopped"
-    no_actors_left()
-
-
-SERVER_KILLED = """
-import sys, time
-from resnet_viz.config import ModelSpec, TrainSpec
-from resnet_viz.training.engine import Job, WorkerQueue
-ray = sys.argv[1] or ""
-job = Job([ModelSpec(depth=8, skip=False), ModelSpec(depth=8)], TrainSpec(steps=100_000, eval_every=100_000,
-          batch_size=16, eval_size=50), queue=WorkerQueue(1, threads=2), ray=ray).start()
-while job.snapshot().step < 3:
-    time.sleep(0.1)
-print(" ".join(str(w.pid) for w in job._workers), flush=True)
-time.sleep(600)
-"""
-
-
-def kill_a_server_mid_run(ray: str = "") -> list[int]:
-    """A process playing the server starts a run, then is killed outright (SIGKILL: no atexit, no cleanup);
-    returns the pids of its worker processes (here: its Ray drivers)."""
-    import subprocess
-    import sys
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    server = subprocess.Popen([sys.executable, "-c", SERVER_KILLED, ray], cwd=root, stdout=subprocess.PIPE,
-                              text=True)
-    try:
-        pids = [int(p) for p in server.stdout.readline().split()]
-        assert pids, "the run never started"
-    finally:
-        server.kill()
-        server.wait(10)
-    return pids
-
-
-def test_a_killed_server_leaves_nothing_training_on_the_cluster(ray_local):
-    """The server killed outright mid-run (SIGKILL): its run's Ray driver notices and stops, and Ray ends the
-    driver's actors with it."""
-    kill_a_server_mid_run(ray_local)
+    runs.leave(second, student)
+    step = second.snapshot().step
+    wait_for(second, lambda s: s.step > step + 1, timeout=60)  # the other student still watches it
+    runs.leave(second, other)
+    assert second.join(hang_s(60)) and second.snapshot().state == "stopped"
     no_actors_left()
 
 
@@ -291,20 +241,33 @@ def test_the_sweep_on_ray_gives_the_rows_of_a_sweep_here_and_streams_them(ray_lo
     assert sorted(timeless(view.rows), key=repr) == sorted(timeless(view.result), key=repr)
 
 
-def test_the_cli_trains_on_a_running_ray_cluster_and_writes_the_usual_files(ray_local, tmp_path):
+def test_the_cli_trains_on_a_running_ray_cluster_and_killed_outright_leaves_nothing_on_it(ray_local, tmp_path):
     """`python -m resnet_viz train --ray ADDRESS`: the run on the cluster at that address (this module's Ray
-    instance, as `ray start --head` would give one), the usual files out."""
+    instance, as `ray start --head` would give one), its progress printed as it trains. Then the process is
+    killed outright (SIGKILL: no atexit, no cleanup), as a server can be: its run's Ray driver notices and
+    stops, and Ray ends the driver's actors with it. (The files a run writes at its end: test_cli.py.)"""
     import subprocess
-    out = tmp_path / "run"
-    r = subprocess.run([sys.executable, "-m", "resnet_viz", "train", "--model", "plain-8", "--model", "res-8",
-                        "--steps", "4", "--eval-every", "2", "--eval-size", "50", "--batch-size", "16",
-                        "--ray", ray_local, "--out", str(out)],
-                       capture_output=True, text=True, timeout=hang_s(300), check=False,
-                       cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    assert r.returncode == 0, r.stderr[-2000:]
-    assert "step 4/4" in r.stderr
-    lines = (out / "metrics.csv").read_text().splitlines()
-    assert len(lines) > 4 and (out / "run.zip").stat().st_size > 0
+    cli = subprocess.Popen([sys.executable, "-m", "resnet_viz", "train", "--model", "plain-8", "--model", "res-8",
+                            "--steps", "100000", "--eval-every", "100000", "--eval-size", "50", "--batch-size", "16",
+                            "--ray", ray_local, "--out", str(tmp_path / "run")],
+                           stderr=subprocess.PIPE, text=True,
+                           cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    import threading
+    guard = threading.Timer(hang_s(300), cli.kill)  # a hang guard: a killed CLI ends the loop below
+    guard.start()
+    lines = []
+    try:
+        for line in cli.stderr:
+            lines.append(line)
+            if line.startswith("step 10/100000"):
+                break
+        assert lines and lines[-1].startswith("step 10/100000"), "".join(lines)[-2000:]
+        assert actor_pids(), "the run trains in Ray actors, not in the CLI's process"
+    finally:
+        guard.cancel()
+        cli.kill()
+        cli.wait(10)
+    no_actors_left()
 
 
 def test_the_experiments_run_on_ray_and_cancel(ray_local):
