@@ -582,6 +582,53 @@ def test_a_killed_worker_fails_the_run_stops_the_others_and_keeps_what_was_recor
     assert snap.step >= 2 and all(np.isfinite(m.train_loss).all() for m in snap.models)
 
 
+SERVER_KILLED = """
+import time
+from resnet_viz.config import ModelSpec, TrainSpec
+from resnet_viz.training.engine import Job, WorkerQueue
+job = Job([ModelSpec(depth=8, skip=False), ModelSpec(depth=8)], TrainSpec(steps=100_000, eval_every=100_000,
+          batch_size=16, eval_size=50), queue=WorkerQueue(1, threads=2)).start()
+while job.snapshot().step < 3:
+    time.sleep(0.1)
+print(" ".join(str(w.pid) for w in job._workers), flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_server_killed_outright_leaves_no_worker_training():
+    """A process playing the server starts a run, then is killed (SIGKILL: no atexit, no cleanup): its fork
+    server ends, and the workers end with it (trainer.die_with_server). (On Ray: test_ray.py.)"""
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    server = subprocess.Popen([sys.executable, "-c", SERVER_KILLED], cwd=root, stdout=subprocess.PIPE, text=True)
+    try:
+        pids = [int(p) for p in server.stdout.readline().split()]
+        assert pids, "the run never started"
+    finally:
+        server.kill()
+        server.wait(10)
+
+    def alive():  # not ended, nor a zombie its parent has not reaped (state Z, the field after the name)
+        found = []
+        for pid in pids:
+            try:
+                with open(f"/proc/{pid}/stat") as f:
+                    if f.read().rsplit(")", 1)[1].split()[0] not in "ZX":
+                        found.append(pid)
+            except OSError:
+                pass
+        return found
+    deadline = time.monotonic() + hang_s(30)
+    while alive():
+        if time.monotonic() > deadline:
+            for pid in alive():
+                os.kill(pid, signal.SIGKILL)
+            pytest.fail("a killed server's workers trained on")
+        time.sleep(0.1)
+
+
 def test_a_job_shares_its_cores_among_single_thread_workers_when_the_browser_is_here(monkeypatch):
     """With the page's browser on this machine, no worker runs a thread team (it would wait at every barrier
     for the thread that lost its core); elsewhere a lone model gets the job's cores as threads."""

@@ -18,7 +18,7 @@ from ..data.arrays import ALL_CLASSES, digits
 from ..i18n import LabError, tr
 from .background import Background
 from .engine import QUEUE, WorkerQueue
-from .trainer import build_nets, say, watch_parent
+from .trainer import build_nets, die_with_server, say, watch_parent
 from .workers import CONNECTED, PLACED, SYNC_TIMEOUT_S, ProcessWorker, connect
 
 DONE, TOTAL, STOP, STAGE = range(4)  # the progress tensor's slots (STAGE: a Ray driver's, workers.py)
@@ -79,6 +79,7 @@ def _run(kind: str, params: dict, specs, flats, seed: int, progress: torch.Tenso
 def task_main(kind, params, specs, flats, seed, progress, threads, conn) -> None:
     """Entry point of the worker process: run, streaming ("row", x) messages, then ("done", result),
     ("cancelled", None) or ("failed", message)."""
+    die_with_server()
     torch.set_num_threads(threads)
     try:
         result = _run(kind, params, specs, flats, seed, progress, conn.send)

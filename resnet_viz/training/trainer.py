@@ -256,12 +256,42 @@ def lr_at(step: int, spec: TrainSpec) -> float:
     return spec.lr * spec.lr_decay ** passed
 
 
+def die_with_server() -> None:
+    """A local worker ends (SIGKILL) when the fork server that forked it ends, and the fork server ends when
+    the server does, however it ends (it exits at the end of a pipe only the server holds open, and a server
+    killed outright closes it too): nothing trains on for a server that is no more. A flag in the kernel
+    (Linux's PR_SET_PDEATHSIG), not a thread: a watching thread in these workers stalled the load test's
+    shared run (watch_parent's first use). Elsewhere (spawned workers, whose OS parent is the server's
+    launching thread, and not Linux) it does nothing."""
+    import ctypes
+    import multiprocessing
+    import os
+    import signal
+    import sys
+    server = multiprocessing.parent_process()
+    if sys.platform != "linux" or server is None or server.pid == os.getppid():  # not forked by a fork server
+        return
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1: PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    # multiprocessing hands every child of the fork server a copy of the server's end of that pipe (so that
+    # the child could start processes of its own through it): while a worker held it, a killed server's fork
+    # server never saw the pipe end, and stayed, with its workers training. Ours start no processes.
+    from multiprocessing import forkserver
+    alive = getattr(forkserver._forkserver, "_forkserver_alive_fd", None)
+    if alive is not None:
+        forkserver._forkserver._forkserver_alive_fd = None
+        os.close(alive)
+    if os.getppid() == 1:  # the fork server ended before the flag was set
+        os._exit(1)
+
+
 def watch_parent(on_gone) -> None:
     """Call on_gone() once the server that started this process has gone (killed outright: no atexit ran to
     stop it), so that nothing trains on for a server that is no more. The fork server outlives it, so the
     parent to watch is multiprocessing's (the process that asked for this one), not the OS's. Used by the Ray
-    drivers only: in the local training workers this watching thread stalled the load test's shared run
-    (2 runs of 2 on the emulated slow machine, and 2 of 2 passed without it; the cause is not known yet)."""
+    drivers, which end their actors through Ray when they stop (local workers: die_with_server)."""
     import multiprocessing
     import threading
 
@@ -288,6 +318,7 @@ def say(conn, message) -> None:
 def worker_main(models, flats, spec, records, control, dataset, threads, sourced, conn) -> None:
     """Entry point of a worker process: train the models whose weights live in the shared `flats`, then
     report ("done"|"stopped"|"failed", error) on conn."""
+    die_with_server()
     torch.set_num_threads(threads)
     try:
         nets = build_nets(models, spec.seed, flats)
