@@ -32,7 +32,7 @@ def require_ray():
 @pytest.mark.browser
 def test_the_app_pointed_at_a_local_ray_trains_the_default_preset_to_done_in_chromium():
     """`RESNET_LAB_RAY_ADDRESS=local streamlit run streamlit_app.py`: Train in a real Chromium, the run placed by
-    the server's own Ray instance, the page showing Done (the preset's run, 6 steps by a share link). It is
+    the server's own Ray instance, the page showing Done (the preset's run, 3 steps by a share link). It is
     also `bench --browser`'s measurement (bench.browser_run): the page's status read until Done, and the CPU
     the server, the training workers (Ray's processes, below the server) and the browser used, each some.
     First in the module: the module's own Ray instance (ray_local) is not up yet."""
@@ -41,11 +41,11 @@ def test_the_app_pointed_at_a_local_ray_trains_the_default_preset_to_done_in_chr
 
     from resnet_viz.bench import browser_run
     require_chromium()
-    shown = browser_run(0, {workers.RAY_ENV: "local"}, query="steps=6", chromium=CHROMIUM, limit_s=hang_s(300),
+    shown = browser_run(0, {workers.RAY_ENV: "local"}, query="steps=3", chromium=CHROMIUM, limit_s=hang_s(300),
                         settled=False)
     assert shown["page_s"] == shown["page_s"] and shown["wall_s"] > 0, shown  # Done read off the page
     assert all(shown["cpu_s"][k] > 0 for k in ("server", "worker", "browser")), shown
-    print("the default preset, 6 steps, on a local Ray from the page:", shown)
+    print("the default preset, 3 steps, on a local Ray from the page:", shown)
 
 
 @pytest.fixture(scope="module")
