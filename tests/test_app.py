@@ -52,7 +52,7 @@ def test_default_preset_loads_ready_to_train():
 
 def test_train_updates_charts_then_finishes():
     at = new_app()
-    at.number_input[0].set_value(10)  # steps: the smallest run the UI allows
+    at.number_input[0].set_value(12)  # steps (not 10: the queue test's second session trains 10 and would join this run)
     button(at, "Train").click()
     at.run()
     assert button(at, "Train").disabled, "Train must be disabled while a run is going on"
