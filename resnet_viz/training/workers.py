@@ -201,14 +201,19 @@ class ProcessWorker:
                     self._end = tuple(message)
                     self.process.join(10)
         except EOFError:  # it died without a word: ended by halt(), killed, out of memory, or crashed in C
-            self.process.join(1)
-            self._end = ("stopped", None) if self._halted else \
-                ("failed", tr("en", "msg.worker_died", code=self.process.exitcode))
+            self._end = self._died()
         if self._end is None and not self.process.is_alive() and not self._receive.poll():
-            self.process.join(1)
-            self._end = ("stopped", None) if self._halted else \
-                ("failed", tr("en", "msg.worker_died", code=self.process.exitcode))
+            self._end = self._died()
         return self._end
+
+    def _died(self) -> tuple:
+        self.process.join(1)
+        if self._halted:
+            return "stopped", None
+        if self._stage is not None:  # a Ray driver: Ray ends one at once whose node's raylet went away (exit 1)
+            return "failed", tr("en", "msg.ray_worker_lost",
+                                detail=f"the run's Ray driver ended, exit code {self.process.exitcode}")
+        return "failed", tr("en", "msg.worker_died", code=self.process.exitcode)
 
     def halt(self, deadline: float) -> None:
         """It stops at its next step boundary (the STOP order); one still running at `deadline` is ended (a
