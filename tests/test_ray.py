@@ -147,7 +147,8 @@ def test_runs_waiting_for_the_cluster_show_their_place_and_runs_nobody_watches_s
     with its place in this server's line for the cluster, and start by themselves as CPUs free up. A run
     whose viewers have all gone (the tab closed: nobody renews its heartbeat) stops, its actors ended, and so
     does one still waiting in the line. The second is a class's run (training/sharing.py): two sessions
-    joined it, it trains on while one of them watches and stops when the last one leaves."""
+    joined it, a code it publishes leads followers to it, it trains on while one of them watches and stops
+    when the last one leaves."""
     from test_sharing import Watcher
 
     from resnet_viz.training.sharing import Runs, run_key
@@ -174,6 +175,10 @@ def test_runs_waiting_for_the_cluster_show_their_place_and_runs_nobody_watches_s
     assert first.join(hang_s(60)) and first.snapshot().state == "stopped" and first.snapshot().step > 0
     assert third.join(hang_s(30)) and third.snapshot().state == "stopped" and third.snapshot().step == 0
     wait_for(second, lambda s: s.state == "running" and s.step >= 1, timeout=60)
+    # Follow-the-teacher: a code published by the run's session gives a follower this very run, live
+    student.job = second
+    followed = runs.followed(runs.publish(student)).job
+    assert followed is second and followed.snapshot().cluster
     runs.leave(second, student)
     step = second.snapshot().step
     wait_for(second, lambda s: s.step > step + 1, timeout=60)  # the other student still watches it
