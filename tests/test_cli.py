@@ -105,17 +105,17 @@ def test_bench_prints_one_json_object():
 
 
 def test_bench_split_trains_the_default_run_in_one_worker_and_in_one_per_core():
-    """`bench --split`'s three ways on 3 steps: every model of the preset in exactly one of the single-thread
+    """`bench --split`'s three ways on 1 step: every model of the preset in exactly one of the single-thread
     workers, the costliest two (plain-56 and res-56) apart, each way timed (a figure, not a pass line)."""
     from resnet_viz.bench import split_bench
     from resnet_viz.config import DEFAULT_PRESET, PRESETS
-    out = split_bench(steps=3)
+    out = split_bench(steps=1)
     names = [n for group in out["split_groups"] for n in group]
     assert sorted(names) == sorted(m.name for m in PRESETS[DEFAULT_PRESET].models)
     if len(out["split_groups"]) > 1:
         assert not any({"plain-56", "res-56"} <= set(group) for group in out["split_groups"])
     assert all(v > 0 for k, v in out.items() if k.endswith("_s")), out
-    print("bench --split on 3 steps (s):", out)
+    print("bench --split on 1 step (s):", out)
 
 
 # ---- predict: the bundled reference models (or a saved run's) on one image -----------------------------------
