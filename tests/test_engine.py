@@ -661,3 +661,33 @@ def test_a_local_browser_redraws_the_charts_once_per_sixteen_steps_of_the_runs_p
                                 (CHART_STEPS_KNOWN, 2.6, round(CHART_STEPS * 0.26))):
         control[Control.STEP], control.elapsed[0] = step, elapsed
         assert chart_pace(job) == pace, (step, elapsed)
+
+
+def test_the_tabs_on_the_servers_machine_share_one_chart_pace(monkeypatch):
+    """ui.session.chart_interval: a run's tabs whose browser is on the server's machine redraw its charts
+    once per chart_pace all together (each every N paces for N such tabs: 24 tabs of one browser each at a
+    lone tab's pace took the cores from the run they showed); a browser elsewhere every second, or every N/2 s
+    for N viewers (live_interval)."""
+    from resnet_viz.training.sharing import Runs
+    from resnet_viz.ui import session
+    from resnet_viz.ui.session import CHART_STEPS_KNOWN
+    runs = Runs()
+    monkeypatch.setattr(session, "RUNS", runs)
+    job = Job([TINY_MODEL], tiny_train(steps=CHART_STEPS_KNOWN), queue=WorkerQueue(1))
+    job._state = "running"
+    control = job._controls[0]
+    control[Control.STEP], control.elapsed[0] = CHART_STEPS_KNOWN, 5.0
+    pace = session.chart_pace(job)
+    here, away = [session.JobHolder(here=True) for _ in range(3)], [session.JobHolder() for _ in range(5)]
+    for who in here + away:
+        runs.join(job, who)
+    assert (runs.viewers(job), runs.viewers(job, here=True)) == (8, 3)
+    monkeypatch.setattr(session, "viewer_here", lambda: True)
+    assert session.chart_interval(job) == 3 * pace
+    monkeypatch.setattr(session, "viewer_here", lambda: False)
+    assert session.chart_interval(job) == 8 / session.LIVE_REFRESHES_PER_SECOND
+    private = Job([TINY_MODEL], tiny_train(steps=CHART_STEPS_KNOWN), queue=WorkerQueue(1))  # nobody registered
+    private._state = "running"
+    private._controls[0][Control.STEP], private._controls[0].elapsed[0] = CHART_STEPS_KNOWN, 5.0
+    monkeypatch.setattr(session, "viewer_here", lambda: True)
+    assert session.chart_interval(private) == pace

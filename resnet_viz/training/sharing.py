@@ -5,7 +5,8 @@ thread count (the same data order: tests/test_sharing.py), so when 25 students p
 one run trains and the others watch it, instead of 25 identical copies queueing for half an hour.
 
     RUNS.find(key)            a run with these settings that a newcomer may join: queued, training, or done
-    RUNS.add(key, job, who)   a new run, watched by `who` (anything with an identity: a session's job slot)
+    RUNS.add(key, job, who)   a new run, watched by `who` (anything with an identity: a session's job slot;
+                              `who.here`, if set, says its browser is on the server's machine)
     RUNS.join(job, who) / RUNS.leave(job, who)
                               a run stops only when its last watcher leaves (a finished one stays cached)
     RUNS.publish(who) -> code / RUNS.followed(code)
@@ -113,15 +114,18 @@ class Runs:
             watchers = self._watchers.get(id(job))
             return len(watchers) if watchers is not None else 0
 
-    def viewers(self, job) -> int:
-        """Its watchers and the sessions that follow the code of a session holding it."""
+    def viewers(self, job, here: bool = False) -> int:
+        """Its watchers and the sessions that follow the code of a session holding it; with `here`, only
+        those whose `who.here` is true (their browser is on the server's machine)."""
+        def count(whos) -> int:
+            return sum(1 for who in whos if getattr(who, "here", False)) if here else len(whos)
+
         with self._lock:
-            watchers = self._watchers.get(id(job))
-            n = len(watchers) if watchers is not None else 0
+            n = count(self._watchers.get(id(job), ()))
             for code, ref in self._codes.items():
                 slot = ref()
                 if slot is not None and getattr(slot, "job", None) is job:
-                    n += len(self._followers.get(code, ()))
+                    n += count(self._followers.get(code, ()))
             return n
 
     def shared(self, job) -> bool:

@@ -28,8 +28,9 @@ class JobHolder:
     """A session's slot for its run. A run several sessions watch (training/sharing.py) is stopped only when
     its last watcher leaves; a private one when its session replaces it or leaves."""
 
-    def __init__(self):
+    def __init__(self, here: bool = False):
         self.job = None
+        self.here = here  # its browser is on the server's machine (viewer_here): it draws on the training cores
 
     def replace(self, job) -> None:
         if self.job is not None and self.job is not job:
@@ -63,7 +64,7 @@ def job_holder() -> JobHolder:
     the session-scoped guard so closing the tab stops the job."""
     holder = st.session_state.get("_job_holder")
     if holder is None:
-        holder = st.session_state["_job_holder"] = JobHolder()
+        holder = st.session_state["_job_holder"] = JobHolder(here=viewer_here())
         _release_guard().holders.append(holder)
     return holder
 
@@ -120,12 +121,16 @@ CHART_STEPS_KNOWN = 10  # steps after which a run's pace is known (the first one
 def chart_interval(job) -> float | None:
     """How often a run's charts refresh (live_interval): every second where the browser is elsewhere; where
     it draws them on the cores that train (a teacher's laptop: viewer_here), once per CHART_STEPS steps'
-    time and at least every 2 s. A redraw costs the browser about 0.8 CPU-s on a fast machine and more on a
-    slower one, whose steps take longer too: counted in steps, the page takes the same share of any machine.
+    time and at least every 2 s, for all the run's tabs on that machine together (each of N such tabs every
+    N times that). A redraw costs the browser about 0.8 CPU-s on a fast machine and more on a slower one,
+    whose steps take longer too: counted in steps, the page takes the same share of any machine.
     Redrawn every second, the charts took a third of the CPU the training workers had: the default lesson
     trained in 21.4 s with the page open, 19.5 s with charts every 2 s (browser 10.6 vs 7.1 CPU-s), against
-    16.3 s headless (`bench --browser`)."""
-    return live_interval(job, chart_pace(job) if viewer_here() else 1.0, 2.0)
+    16.3 s headless (`bench --browser`). 24 tabs of one browser redrawing a shared run's charts each at the
+    pace of one took the cores from the run (tests/test_load.py)."""
+    if not viewer_here():
+        return live_interval(job, 1.0, 2.0)
+    return live_interval(job, chart_pace(job) * max(1, RUNS.viewers(job, here=True)), 2.0)
 
 
 def chart_pace(job) -> float:
