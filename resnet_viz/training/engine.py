@@ -16,6 +16,7 @@ The workers are separate processes so that the web server's own Python work cann
 they write their measurements into shared memory, and `snapshot()` hands the UI plain numpy copies of them.
 """
 import atexit
+import contextlib
 import itertools
 import os
 import threading
@@ -50,7 +51,7 @@ from .trainer import (
     worker_main,
 )
 from .weights import share_weights
-from .workers import ProcessWorker, context, ray_job_main
+from .workers import ProcessWorker, context, ray_address, ray_job_main, resolve
 
 
 def max_workers() -> int:
@@ -164,7 +165,8 @@ def warm_up() -> None:
     """In the background, so that the first Train is quick: start the fork server (and its torch import), then
     work out the default lesson's costs (its memory check and layer tables, all cached): torch's meta-device
     code imports and runs for the first time there, and made the first Job of a server take 2.2 s instead of
-    0.1 while the page waited for the run's first status."""
+    0.1 while the page waited for the run's first status. A server on its own Ray (RESNET_LAB_RAY_ADDRESS=local)
+    then starts that Ray instance, which took the first Train 3.2 s (a failure is left to that Train to say)."""
     def run():
         context()
         preset = PRESETS[DEFAULT_PRESET]
@@ -172,6 +174,9 @@ def warm_up() -> None:
             estimate(preset.models, preset.train)
             for spec in preset.models:
                 layer_table(spec)
+        if ray_address() == "local":
+            with contextlib.suppress(LabError):
+                resolve("local")
 
     threading.Thread(target=run, name="resnet-lab-warm-up", daemon=True).start()
 
