@@ -663,31 +663,36 @@ def test_a_local_browser_redraws_the_charts_once_per_sixteen_steps_of_the_runs_p
         assert chart_pace(job) == pace, (step, elapsed)
 
 
-def test_the_tabs_on_the_servers_machine_share_one_chart_pace(monkeypatch):
+def test_the_tabs_on_the_servers_machine_share_one_chart_pace_and_fewer_status_polls(monkeypatch):
     """ui.session.chart_interval: a run's tabs whose browser is on the server's machine redraw its charts
     once per chart_pace all together (each every N paces for N such tabs: 24 tabs of one browser each at a
     lone tab's pace took the cores from the run they showed); a browser elsewhere every second, or every N/2 s
-    for N viewers (live_interval)."""
+    for N viewers (live_interval). status_interval: every second, every N/5 s for N viewers, and for a tab
+    on the server's machine every N/2 s for N such tabs."""
     from resnet_viz.training.sharing import Runs
     from resnet_viz.ui import session
     from resnet_viz.ui.session import CHART_STEPS_KNOWN
     runs = Runs()
     monkeypatch.setattr(session, "RUNS", runs)
-    job = Job([TINY_MODEL], tiny_train(steps=CHART_STEPS_KNOWN), queue=WorkerQueue(1))
-    job._state = "running"
-    control = job._controls[0]
-    control[Control.STEP], control.elapsed[0] = CHART_STEPS_KNOWN, 5.0
+
+    def running_job() -> Job:  # a run whose pace is known: CHART_STEPS_KNOWN steps in 5 s
+        job = Job([TINY_MODEL], tiny_train(steps=CHART_STEPS_KNOWN), queue=WorkerQueue(1))
+        job._state = "running"
+        job._controls[0][Control.STEP], job._controls[0].elapsed[0] = CHART_STEPS_KNOWN, 5.0
+        return job
+
+    job = running_job()
     pace = session.chart_pace(job)
-    here, away = [session.JobHolder(here=True) for _ in range(3)], [session.JobHolder() for _ in range(5)]
+    here, away = [session.JobHolder(here=True) for _ in range(6)], [session.JobHolder() for _ in range(2)]
     for who in here + away:
         runs.join(job, who)
-    assert (runs.viewers(job), runs.viewers(job, here=True)) == (8, 3)
+    assert (runs.viewers(job), runs.viewers(job, here=True)) == (8, 6)
     monkeypatch.setattr(session, "viewer_here", lambda: True)
-    assert session.chart_interval(job) == 3 * pace
+    assert session.chart_interval(job) == 6 * pace
+    assert session.status_interval(job) == 6 / session.LOCAL_STATUS_REFRESHES_PER_SECOND
     monkeypatch.setattr(session, "viewer_here", lambda: False)
     assert session.chart_interval(job) == 8 / session.LIVE_REFRESHES_PER_SECOND
-    private = Job([TINY_MODEL], tiny_train(steps=CHART_STEPS_KNOWN), queue=WorkerQueue(1))  # nobody registered
-    private._state = "running"
-    private._controls[0][Control.STEP], private._controls[0].elapsed[0] = CHART_STEPS_KNOWN, 5.0
+    assert session.status_interval(job) == 8 / session.STATUS_REFRESHES_PER_SECOND
+    private = running_job()  # nobody registered: its owner alone
     monkeypatch.setattr(session, "viewer_here", lambda: True)
-    assert session.chart_interval(private) == pace
+    assert session.chart_interval(private) == pace and session.status_interval(private) == 1.0

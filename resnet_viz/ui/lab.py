@@ -43,13 +43,12 @@ from .saving import save_and_share
 from .session import (
     CHART_STEPS_KNOWN,
     HEARTBEAT_TIMEOUT,
-    STATUS_REFRESHES_PER_SECOND,
     chart_interval,
     chart_pace,
     followed_slot,
     following,
     job_holder,
-    live_interval,
+    status_interval,
     viewed_job,
     viewer_here,
     workers_warmed_up,
@@ -362,7 +361,7 @@ def live_status_view(job, snap) -> None:
     # The pace the charts' interval is set for in this run: the status line reruns the page once the run's
     # pace is known, if it asks for another interval (_pace_changed).
     st.session_state["_chart_pace"] = (job.uid, snap.step >= CHART_STEPS_KNOWN, chart_pace(job))
-    every = live_interval(job, 1.0, 2.0, STATUS_REFRESHES_PER_SECOND)
+    every = status_interval(job)
     if following() and every is None:
         every = FOLLOW_POLL_S
     st.fragment(live_status, run_every=every)()

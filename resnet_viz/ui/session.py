@@ -97,8 +97,11 @@ def workers_warmed_up() -> bool:
 # every session's script on one core (the GIL), so 25 students watching a shared run each refreshed every
 # second would queue up behind each other, and their charts would stand still (seen in tests/test_load.py).
 LIVE_REFRESHES_PER_SECOND = 2
-# A status line is cheap (one progress bar), so every viewer's refreshes far more often than its charts.
+# A status line is cheap on the server (one progress bar), so every viewer's refreshes far more often than its
+# charts. Not in the browser: each fragment rerun costs a tab with charts about 0.1-0.25 CPU-s, so the tabs on
+# the server's machine, which draw on the training cores, share fewer (session.status_interval).
 STATUS_REFRESHES_PER_SECOND = 5
+LOCAL_STATUS_REFRESHES_PER_SECOND = 2
 
 
 def live_interval(job, running: float = 2.0, paused: float = 4.0,
@@ -112,6 +115,17 @@ def live_interval(job, running: float = 2.0, paused: float = 4.0,
         return None
     # A queued run changes only its place in the line: it is polled like a paused one.
     return max(running if snap.state == "running" else paused, RUNS.viewers(job) / per_second)
+
+
+def status_interval(job) -> float | None:
+    """How often a run's status line refreshes: every second (2 s while paused or queued), for N viewers every
+    N/5 s; a tab on the server's machine at most 2 a second for all of the run's tabs there together (24 local
+    tabs of one browser polling every 4.8 s kept 1.3 cores busy while the run they showed trained,
+    tests/test_load.py)."""
+    every = live_interval(job, 1.0, 2.0, STATUS_REFRESHES_PER_SECOND)
+    if every is not None and viewer_here():
+        every = max(every, RUNS.viewers(job, here=True) / LOCAL_STATUS_REFRESHES_PER_SECOND)
+    return every
 
 
 CHART_STEPS = 16  # a browser on the server's machine redraws the charts once per this many training steps
