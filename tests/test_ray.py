@@ -107,13 +107,14 @@ def test_the_default_preset_on_ray_records_what_local_workers_record(ray_local):
     no_actors_left()
 
 
-def test_a_ray_run_pauses_steps_resumes_the_server_draws_with_its_weights_and_a_killed_actor_fails_it(ray_local):
+def test_a_ray_run_pauses_steps_resumes_the_server_draws_with_its_weights_and_a_killed_actor_fails_it(ray_local, jobs):
     """Pause, Step and Resume reach the actors; the server's copies of the models move as they train (Draw,
     Errors and Gradients read them); then one actor's process is killed, as out of memory or a lost node
     would: the run fails with a message, keeps what it recorded, and its other actor is stopped."""
     from resnet_viz.analysis.inference import probabilities
 
     job = Job(MODELS, long_train(), queue=WorkerQueue(1, threads=2), ray=ray_local)
+    jobs.append(job)  # stopped whatever happens: a failed check must not leave its 100000 steps training
     start = [f.clone() for f in job._flats]
     job.start()
     wait_for(job, lambda s: s.step >= 5, timeout=60)
@@ -142,7 +143,7 @@ def test_a_ray_run_pauses_steps_resumes_the_server_draws_with_its_weights_and_a_
     no_actors_left()  # the other actor was stopped, not left training
 
 
-def test_runs_waiting_for_the_cluster_show_their_place_and_runs_nobody_watches_stop(ray_local):
+def test_runs_waiting_for_the_cluster_show_their_place_and_runs_nobody_watches_stop(ray_local, jobs):
     """Ray's scheduler is the queue: runs asking for more CPUs than the cluster has free wait, queued, each
     with its place in this server's line for the cluster, and start by themselves as CPUs free up. A run
     whose viewers have all gone (the tab closed: nobody renews its heartbeat) stops, its actors ended, and so
@@ -155,14 +156,17 @@ def test_runs_waiting_for_the_cluster_show_their_place_and_runs_nobody_watches_s
     cores = os.cpu_count() or 1
     train = long_train()
 
-    def run(**kw):
-        return Job(MODELS, train, queue=WorkerQueue(1, threads=cores), ray=ray_local, **kw).start()
+    def run(**kw):  # stopped whatever happens (jobs): a failed check must not leave its run training
+        jobs.append(Job(MODELS, train, queue=WorkerQueue(1, threads=cores), ray=ray_local, **kw).start())
+        return jobs[-1]
 
     def watched(pred):  # the first and third runs' viewers are there while the line is checked
         return lambda s: first.touch() or third.touch() or pred(s)
 
     third = first = run(heartbeat_timeout=3.0)
-    wait_for(first, watched(lambda s: s.state == "running"), timeout=60)
+    # Trained a step: placed is not enough (on a busy machine its actors were still importing torch when the
+    # line had been checked, and it stopped at step 0)
+    wait_for(first, watched(lambda s: s.state == "running" and s.step >= 1), timeout=60)
     runs, student, other = Runs(cache_size=2), Watcher(), Watcher()
     second, joined = runs.find_or_start(run_key(MODELS, train, "mnist-5k"), run, student)
     again, joined = runs.find_or_start(run_key(MODELS, train, "mnist-5k"), run, other)
