@@ -1,7 +1,7 @@
 """The classroom load test: 30 real browser sessions against ONE server with ONE trainer, the real lesson.
 
-The server runs with RESNET_LAB_WORKERS=1; 30 Playwright tabs in one Chromium (one browser profile) are 30
-Streamlit sessions, all opened together. The teacher (session 0) starts a long run of two tiny models and
+The server runs with RESNET_LAB_WORKERS=1; 30 Playwright tabs in one Chromium (two browser profiles, see
+VIEWPORT's note) are 30 Streamlit sessions, all opened together. The teacher (session 0) starts a long run of two tiny models and
 pauses it, holding the one trainer while the line is checked. Then 25 students press Train on the default
 preset within a few seconds: they share ONE run (identical settings are trained once, training/sharing.py),
 queued behind the teacher's, all at place 1; 4 students press Train on settings of their own (tiny models,
