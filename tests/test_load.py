@@ -1,10 +1,10 @@
 """The classroom load test: 30 real browser sessions against ONE server with ONE trainer, the real lesson.
 
-The server runs with RESNET_LAB_WORKERS=1; 30 Playwright tabs in one Chromium (two browser profiles, see
-VIEWPORT's note) are 30 Streamlit sessions, all opened together. The teacher (session 0) starts a long run of two tiny models and
-pauses it, holding the one trainer while the line is checked. Then 25 students press Train on the default
-preset within a few seconds: they share ONE run (identical settings are trained once, training/sharing.py),
-queued behind the teacher's, all at place 1; 4 students press Train on settings of their own (tiny models,
+The server runs with RESNET_LAB_WORKERS=1; 30 Playwright tabs in one Chromium (a few browser profiles, see
+VIEWPORT's note) are 30 Streamlit sessions, all opened together. The teacher (session 0) starts a long run
+of two tiny models and pauses it, holding the one trainer while the line is checked. Then 25 students press
+Train on the default preset within a few seconds: they share ONE run (identical settings are trained once,
+training/sharing.py), queued behind the teacher's, all at place 1; 4 students press Train on settings of their own (tiny models,
 each its own seed) and queue behind it in order. Two of those close their tabs: their places are freed at
 once. The student who started the shared run closes the tab too: the run stays for the other 24. The
 teacher stops: the shared run trains while a watching student moves between pages, every default-preset
@@ -84,12 +84,12 @@ VIEWPORT = {"width": 1000, "height": 700}
 # - The tabs share browser contexts (profiles: cookies and cache). One context per tab made each of the 30
 #   tabs download and compile the app's scripts anew: 6 CPU-s of browser per tab, against 3.5 s when tabs
 #   share a cache (the whole test 150 s with 30 contexts, 115 s with one).
-# - Two contexts: the 25 default-preset students in one, the teacher and the 4 custom students in the other.
-#   With --process-per-site each context's tabs share one renderer process (one main thread, one V8 heap),
-#   instead of a process per tab. The 24 watchers' pages then draw in turn on one core, leaving the other to
-#   the server and the training (the browser used 59 CPU-s from the teacher's Stop to the last Done, against
-#   113 with a process per tab; the whole test 135 s against 160), and the student in line's page is not
-#   queued behind the watchers'.
+# - With --process-per-site each context's tabs share one renderer process (one main thread, one V8 heap)
+#   instead of a process per tab: the 25 default-preset students in one context per core, the teacher and
+#   the 4 custom students in another (so the student in line's page does not wait behind the watchers').
+#   With a process per tab the browser used 107-113 CPU-s from the teacher's Stop to the last watcher's Done
+#   (x1.00); with one process for the 25 students, 58-68, and the whole test took 135-141 s, not 158-162.
+#   Under tests/slow_cpu.py (x1.7) one process per core for them took 204 s, where one for all took 246-259.
 
 EN = json.loads((ROOT / "resnet_viz" / "locales" / "en.json").read_text(encoding="utf-8"))
 
@@ -349,11 +349,12 @@ def run_classroom(browser, url, budget: Budget, watch: Watch, note, errors: list
 
     # ---- 1. A class opens the link together ------------------------------------------------------------------
     pages = []
-    lesson, others = (browser.new_context(viewport=VIEWPORT) for _ in range(2))  # (VIEWPORT's note)
-    for context in (lesson, others):
+    lessons = [browser.new_context(viewport=VIEWPORT) for _ in range(CORES)]  # (VIEWPORT's note)
+    others = browser.new_context(viewport=VIEWPORT)
+    for context in lessons + [others]:
         context.add_init_script(FIRST_IDLE + LONG_TASKS + NO_ANIMATIONS)
-    for i in range(SESSIONS):
-        page = (lesson if 1 <= i <= SHARED else others).new_page()  # pages[1:1 + SHARED]: the students below
+    for i in range(SESSIONS):  # pages[1:1 + SHARED] are the default-preset students (below)
+        page = (lessons[i % CORES] if 1 <= i <= SHARED else others).new_page()
         page.on("pageerror", lambda e, i=i: errors.append(f"session {i}: {e}"))
         pages.append(page)
     mark("tabs")
