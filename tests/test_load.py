@@ -1,13 +1,13 @@
 """The classroom load test: 30 real browser sessions against ONE server with ONE trainer, the real lesson.
 
 The server runs with RESNET_LAB_WORKERS=1; 30 Playwright tabs in one Chromium (a few browser profiles, see
-VIEWPORT's note) are 30 Streamlit sessions, all opened together. The teacher (session 0) starts a long run
-of two tiny models and pauses it, holding the one trainer while the line is checked. Then 25 students press
-Train on the default preset within a few seconds: they share ONE run (identical settings are trained once,
-training/sharing.py), queued behind the teacher's, all at place 1; 4 students press Train on settings of their own (tiny models,
-each its own seed) and queue behind it in order. Two of those close their tabs: their places are freed at
-once. The student who started the shared run closes the tab too: the run stays for the other 24. The
-teacher stops: the shared run trains while a watching student moves between pages, every default-preset
+VIEWPORT's note) are 30 Streamlit sessions, all opened together. The teacher (session 0) starts a long run of
+two tiny models and pauses it, holding the one trainer while the line is checked. Then 25 students press Train
+on the default preset within a few seconds: they share ONE run (identical settings are trained once,
+training/sharing.py), queued behind the teacher's, all at place 1; 4 students press Train on settings of their
+own (tiny models, each its own seed) and queue behind it in order. Two of those close their tabs: their places
+are freed at once. The student who started the shared run closes the tab too: the run stays for the other 24.
+The teacher stops: the shared run trains while a watching student moves between pages, every default-preset
 student sees it finish, then the custom runs train in order; the teacher starts another run and pauses it;
 once every tab is closed (the teacher's last) no worker is left.
 The figures (render times, the shared run against 25 runs one after another, the custom runs' wait, server
