@@ -231,6 +231,11 @@ def lab_figures(views: Sequence[ModelView], t: Text, log_y: bool = True, smoothi
     return {name: fig for name, fig in figures.items() if fig is not None}
 
 
+# The charts use no LaTeX (α and β are plain text): without this, kaleido's page fetches MathJax from a CDN
+# for every export, which a server without internet waits on, and which tells a CDN each time a student saves.
+KALEIDO_OPTIONS = {"mathjax": False}
+
+
 def figure_pngs(figures: dict, width: int = 1100, scale: float = 2, tries: int = 4) -> dict[str, bytes]:
     """PNG pictures of plotly figures, drawn by kaleido in a headless Chrome (one browser for all of them,
     ~3-9 s for six here), each as tall as the page draws it. Empty when there is no Chrome to draw with: the
@@ -252,7 +257,7 @@ def figure_pngs(figures: dict, width: int = 1100, scale: float = 2, tries: int =
             specs = [dict(fig=fig.to_dict(), path=Path(tmp) / f"{name}.png",
                           opts=dict(format="png", width=width, scale=scale)) for name, fig in todo.items()]
             try:
-                errors = kaleido.write_fig_from_object_sync(specs)
+                errors = kaleido.write_fig_from_object_sync(specs, kopts=KALEIDO_OPTIONS)
             except Exception as e:  # no Chrome, or Chrome failed to start: the charts stay in the app
                 errors = [e]
             for spec in specs:
