@@ -232,7 +232,7 @@ def lab_figures(views: Sequence[ModelView], t: Text, log_y: bool = True, smoothi
 
 
 # The charts use no LaTeX (α and β are plain text): without this, kaleido's page fetches MathJax from a CDN
-# for every export, which a server without internet waits on, and which tells a CDN each time a student saves.
+# for every export (a server whose firewall drops the request waits on it; and a CDN hears of every save).
 KALEIDO_OPTIONS = {"mathjax": False}
 
 
