@@ -77,18 +77,35 @@ def paths(node, kind: str, at=()) -> list[tuple]:
     return [p for i in sorted(kids) for p in paths(kids[i], kind, (*at, i))]
 
 
+def node(root, path):
+    for i in path:
+        root = root.children[i]
+    return root
+
+
+def kinds(node) -> set[str]:
+    """The kinds of element anywhere below `node`."""
+    kids = getattr(node, "children", None) or {}
+    return {getattr(node, "type", "")} | {k for i in kids for k in kinds(kids[i])}
+
+
 def assert_live_fragments_end_their_blocks(at):
-    """Each polling fragment is the last element of a block the full run draws (lab.live_status_view says
-    why: a late clean-up in the browser can remove a fragment's block, and only a last element puts itself
-    back without Streamlit's frontend throwing): the status line ends the settings' container, the charts end
-    the page."""
-    main = at.main.children
-    settings, page_end = sorted(main)[1], max(main)
+    """Each polling fragment is the only element of a container of its own (lab.live_view says why: a late
+    clean-up in the browser can remove a fragment's block, and only a last element puts itself back without
+    Streamlit's frontend throwing): the status line with the loss and accuracy curves, then the other charts."""
     status = paths(at.main, "progress")
-    assert status and status[0][:1] == (settings,), status
-    assert status[0][1] == max(main[settings].children), "the status line must end the settings' container"
-    charts = paths(at.main, "plotly_chart")
-    assert charts and all(c[0] == page_end for c in charts), (charts, page_end)
+    assert len(status) == 1, status
+    block = status[0][:-1]
+    assert status[0][-1] == min(node(at.main, block).children), "the status line opens its fragment's block"
+    curves = [p for p in paths(at.main, "plotly_chart") if p[:len(block)] == block]
+    others = [p for p in paths(at.main, "plotly_chart") if p[:len(block)] != block]
+    assert len(curves) == 2 and others, (curves, others)
+    inside = others[0][:len(block)]
+    for where in (block, inside):
+        widgets = kinds(node(at.main, where)) & {"button", "selectbox", "slider", "checkbox", "toggle",
+                                                 "number_input", "text_input", "radio", "expander"}
+        assert not widgets, (where, widgets)
+    assert all(p[:len(block)] == inside for p in others), others
 
 
 def test_pause_step_and_stop_keep_the_results():

@@ -278,8 +278,6 @@ def controls(holder, specs, train, problems, dataset: str = "mnist-5k", lender=N
         job.stop()
         job.join(5)
         st.rerun()
-    if job is not None and st.session_state.get("_joined") == id(job):
-        sharing_note(holder, job, snap)
 
 
 def start_run(holder, specs, train, dataset: str, lender=None, private: bool = False) -> None:
@@ -337,6 +335,10 @@ def status_line(snap, dataset: str = "mnist-5k") -> None:
 
 CHART_KEYS = {"loss": "loss_chart", "accuracy": "acc_chart", "grad_norms": "grad_chart",
               "grad_first_last": "grad_ratio_chart", "alpha_beta": "scale_chart", "residual_ratio": "ratio_chart"}
+# The curves a class watches, drawn with the status line from the same snapshot: they are never behind the
+# counter. The heatmaps and the rest, which cost a browser far more to redraw, refresh less often (live_inside).
+CURVES = ("loss", "accuracy")
+CAPTIONS = {"grad_norms": "lab.grad_caption", "residual_ratio": "lab.ratio_caption"}
 
 
 # Where the two polling fragments stand, and why. When a full run of the page ends, the browser clears what
@@ -345,34 +347,34 @@ CHART_KEYS = {"loss": "loss_chart", "accuracy": "acc_chart", "grad_norms": "grad
 # under their own run ids. A fragment that is the last element of its block simply appends itself again on
 # its next rerun; one with a sibling after it writes past the end of its block, and Streamlit's frontend
 # throws ("Bad delta path index 3 (should be between [0, 2])": the page held its title and the container
-# only) and the tab goes blank for good. So each fragment is the last element of a block the full run draws:
-# the status line ends the settings' container, the charts end the page.
+# only) and the tab goes blank for good. So each fragment is the only element of a container of its own.
 
-def live_status_view(job, snap) -> None:
-    """The run's status line, polled every second or two while the run can change (a follower's also while
-    it waits for the teacher's next run): the last element of the page's container."""
+def live_view(job, snap) -> None:
+    """The run's status line and its loss and accuracy curves, polled every second or two while the run can
+    change (a follower's also while it waits for the teacher's next run)."""
     if job is None:
         st.info(t("lab.empty"))
         return
-    # No charts before the first step: the status line asks for one full rerun then, which sets the charts'
+    # No heatmaps before the first step: the status line asks for one full rerun then, which sets their
     # interval from the viewers the run has by then (a fragment's interval is fixed when it is drawn). Set
     # before the status line runs: in this very run it must not ask again.
     st.session_state["_charts_wait"] = snap.step == 0 and not snap.finished
-    # The pace the charts' interval is set for in this run: the status line reruns the page once the run's
+    # The pace the heatmaps' interval is set for in this run: the status line reruns the page once the run's
     # pace is known, if it asks for another interval (_pace_changed).
     st.session_state["_chart_pace"] = (job.uid, snap.step >= CHART_STEPS_KNOWN, chart_pace(job))
     every = status_interval(job)
     if following() and every is None:
         every = FOLLOW_POLL_S
-    st.fragment(live_status, run_every=every)()
+    with st.container():
+        st.fragment(live_status, run_every=every)()
 
 
-def live_charts_view(job, snap) -> None:
-    """The run's charts, polled less often the more sessions view the run (a status line costs the server and
-    the browser little, five charts a lot: session.live_interval), and when the browser draws them on the
-    cores that train (session.chart_interval): the last element of the page."""
+def live_inside_view(job, snap) -> None:
+    """The run's heatmaps, gradient ratio and summary, polled less often the more sessions view the run, and
+    when the browser draws them on the cores that train (session.chart_interval)."""
     if job is not None:
-        st.fragment(live_panel, run_every=chart_interval(job) if snap.step else None)()
+        with st.container():
+            st.fragment(live_inside, run_every=chart_interval(job) if snap.step else None)()
 
 
 def live_status() -> None:
@@ -387,8 +389,10 @@ def live_status() -> None:
         st.caption(t("save.opened", name=opened[1]))
     if snap.step == 0 and snap.state in ("running", "paused"):  # queued or stopped early: the line says it all
         st.caption(t("lab.waiting_first_step"))
+    if snap.step:
+        _charts(job, snap, CURVES, st.columns(2))
     # The status polls only while something can change; once the run ends, one full rerun refreshes the
-    # buttons and the charts and stops the polling. So does the first step (the charts start polling).
+    # buttons and the charts and stops the polling. So does the first step (the heatmaps start polling).
     was_busy = st.session_state.get("_was_busy", False)
     st.session_state["_was_busy"] = not snap.finished
     if (was_busy and snap.finished) or (st.session_state.get("_charts_wait") and snap.step > 0) \
@@ -399,7 +403,7 @@ def live_status() -> None:
 
 
 def _pace_changed(job, snap) -> bool:
-    """Whether the charts' interval was set before the run's pace was known and the pace now asks for one
+    """Whether the heatmaps' interval was set before the run's pace was known and the pace now asks for one
     at least 1.5x apart (a slow machine, with the page's browser on it): then one full rerun sets it anew."""
     drawn = st.session_state.get("_chart_pace")
     if not drawn or drawn[0] != job.uid or drawn[1] or snap.state != "running" or snap.step < CHART_STEPS_KNOWN:
@@ -413,48 +417,47 @@ def _pace_changed(job, snap) -> bool:
     return not drawn[2] / 1.5 < pace < drawn[2] * 1.5
 
 
-def live_panel() -> None:
+def live_inside() -> None:
     job = viewed_job()
     if job is None:
         return
     snap = job.snapshot()
-    views = snap.models
     if snap.step == 0:
         return
     from ..plots import run as plots  # plotly: only once there is something to draw
-    # While training, static charts: no hover layers to rebuild every second, so the browser leaves the
-    # CPU to the model; once the run ends they become interactive (hover, zoom).
-    figures = _figures(job.uid, snap.step, snap.state, int(views[0].test_acc.size), lang(),
-                       st.session_state.get("log_y", True), st.session_state.get("smoothing", 0.6), views)
-
-    def chart(name, container=st):
-        # The camera button saves a PNG of the chart once the run has ended (static while training).
-        config = {"displaylogo": False, "staticPlot": not snap.finished,
-                  "toImageButtonOptions": {"format": "png", "filename": f"resnet-lab-{name}", "scale": 2}}
-        container.plotly_chart(figures[name], key=CHART_KEYS[name], config=config)
-
-    c1, c2 = st.columns([1, 1])
-    chart("loss", c1)
-    chart("accuracy", c2)
-    chart("grad_norms")
-    st.caption(t("lab.grad_caption"))
-    chart("grad_first_last")
-    if "alpha_beta" in figures:
-        chart("alpha_beta")
-    if "residual_ratio" in figures:
-        chart("residual_ratio")
-        st.caption(t("lab.ratio_caption"))
+    _charts(job, snap, None)
     st.subheader(t("lab.summary"))
-    st.dataframe(plots.summary_rows(views, t), hide_index=True, width="stretch")
+    st.dataframe(plots.summary_rows(snap.models, t), hide_index=True, width="stretch")
+
+
+def _charts(job, snap, names: tuple | None, places=()) -> None:
+    """The Lab's charts of `snap`: `names`, or every chart but the curves, each in its place (or one below the
+    other). While training, static: no hover layers to rebuild at every redraw, so the browser leaves the CPU to
+    the model; once the run ends they become interactive (hover, zoom, the camera button's PNG)."""
+    figures = _figures(job.uid, snap.step, snap.state, int(snap.models[0].test_acc.size), lang(),
+                       st.session_state.get("log_y", True), st.session_state.get("smoothing", 0.6),
+                       names is not None, snap.models)
+    config = {"displaylogo": False, "staticPlot": not snap.finished}
+    for i, (name, figure) in enumerate(figures.items()):
+        where = places[i] if i < len(places) else st
+        where.plotly_chart(figure, key=CHART_KEYS[name], config=config | {"toImageButtonOptions": {
+            "format": "png", "filename": f"resnet-lab-{name}", "scale": 2}})
+        if name in CAPTIONS:
+            where.caption(t(CAPTIONS[name]))
 
 
 @st.cache_resource(max_entries=64, show_spinner=False)
 def _figures(job_uid: int, step: int, state: str, evaluations: int, language: str, log_y: bool, smoothing: float,
-             _views) -> dict:
-    """The Lab's charts of one run at one step, built once for every session that shows them: 25 students
-    watching one shared run would otherwise each build the same five figures every second."""
+             curves: bool, _views) -> dict:
+    """The curves (`curves`) or the other charts of one run at one step, built once for every session that
+    shows them: 25 students watching one shared run would otherwise each build the same figures."""
     from ..plots import run as plots
-    return plots.lab_figures(_views, partial(tr, language), log_y=log_y, smoothing=smoothing)
+    text = partial(tr, language)
+    if curves:
+        return {"loss": plots.loss_figure(_views, text, log_y, smoothing),
+                "accuracy": plots.accuracy_figure(_views, text, smoothing)}
+    return {name: figure for name, figure in plots.lab_figures(_views, text, log_y=log_y, smoothing=smoothing).items()
+            if name not in CURVES}
 
 
 def architecture(specs: list[ModelSpec]) -> None:
@@ -496,15 +499,27 @@ def chart_options() -> None:
 
 
 def class_code(holder) -> None:
-    """Follow the teacher: a short code for this session's runs, large in classroom mode (the projector)."""
+    """Follow the teacher: a button that publishes a short code for this session's runs."""
+    if _published(holder) is None and st.button(t("follow.publish"), icon=":material/co_present:",
+                                                help=t("follow.publish_help")):
+        st.session_state["_class_code"] = RUNS.publish(holder)
+        st.rerun()
+
+
+def _published(holder) -> str | None:
     code = st.session_state.get("_class_code")
-    if code is None or RUNS.followed(code) is not holder:
-        if st.button(t("follow.publish"), icon=":material/co_present:", help=t("follow.publish_help")):
-            st.session_state["_class_code"] = RUNS.publish(holder)
-            st.rerun()
-        return
-    st.markdown(("## " if link.classroom() else "#### ") + t("follow.code", code=code))
-    st.caption(t("follow.link", url=link.follow_url(code)))
+    return code if code is not None and RUNS.followed(code) is holder else None
+
+
+def title_row(holder) -> None:
+    """The page's title, and once the teacher showed the run to the class, its code beside it, large in classroom
+    mode (the projector): the one thing the class copies, in view above the charts."""
+    code = _published(holder)
+    left, right = st.columns([3, 1], vertical_alignment="center") if code else (st.container(), None)
+    left.title(t("lab.title"))
+    if right is not None:
+        right.markdown(("### " if link.classroom() else "#### ") + t("follow.code", code=code))
+        right.caption(t("follow.link", url=link.follow_url(code)))
 
 
 FOLLOW_POLL_S = 3.0  # how often a follower looks for the teacher's next run
@@ -517,26 +532,26 @@ def follow_page() -> None:
     st.title(t("lab.title"))
     st.query_params.from_dict({"follow": code})  # the address bar is the link to this view
     st.session_state["_follow_shown"] = id(slot.job) if slot is not None and slot.job is not None else None
-    with st.container():  # the fragments' places: see live_status_view
-        note, leave = st.columns([4, 1], vertical_alignment="center")
-        if job is None and slot is None:
-            note.warning(t("follow.unknown", code=code))
-        else:
-            note.info(t("follow.following", code=code))
-        if leave.button(t("follow.stop"), icon=":material/close:", width="stretch"):
-            link.stop_following()
-            st.rerun()
-        if slot is None and job is not None:
-            st.caption(t("follow.ended"))
-        elif slot is not None and job is None:
-            st.info(t("follow.waiting"))
-        if job is None:  # nothing to show yet: only watch for the teacher's first run
+    note, leave = st.columns([4, 1], vertical_alignment="center")
+    if job is None and slot is None:
+        note.warning(t("follow.unknown", code=code))
+    else:
+        note.info(t("follow.following", code=code))
+    if leave.button(t("follow.stop"), icon=":material/close:", width="stretch"):
+        link.stop_following()
+        st.rerun()
+    if slot is None and job is not None:
+        st.caption(t("follow.ended"))
+    elif slot is not None and job is None:
+        st.info(t("follow.waiting"))
+    if job is None:  # nothing to show yet: only watch for the teacher's first run
+        with st.container():
             st.fragment(_follow_watch, run_every=FOLLOW_POLL_S)()
-            return
-        chart_options()
-        snap = job.snapshot()
-        live_status_view(job, snap)  # it watches for the teacher's next run too
-    live_charts_view(job, snap)
+        return
+    snap = job.snapshot()
+    live_view(job, snap)  # it watches for the teacher's next run too
+    chart_options()
+    live_inside_view(job, snap)
 
 
 def _followed_changed() -> bool:
@@ -558,23 +573,32 @@ def page() -> None:
         return follow_page()
     holder = job_holder()
     snap = holder.job.snapshot() if holder.job else None
-    fresh = snap is None  # before the first run the page explains; afterwards the charts get the space
+    fresh = snap is None
     simple = link.classroom()
     shared = link.shared()
-    st.title(t("lab.title"))
-    # Everything in one container that ends with the status line, then the charts: each polling fragment is the
-    # last element of its block (see live_status_view).
-    with st.container():
-        if fresh:
-            st.markdown(t("lab.intro"))
-        link.show_problems()
+    title_row(holder)
+    link.show_problems()
+    # Before the first run the page explains, then offers the presets and the buttons, then the settings. Once
+    # there is a run, the buttons, the status line and the curves come first, so that a projector (1280x720)
+    # shows them without scrolling; what to look for follows them, open, then the other charts, then the
+    # settings. The Train button stays in view either way: pressing it scrolls nothing away. The containers are
+    # laid out here and filled below, once the settings are read.
+    if fresh:
+        st.markdown(t("lab.intro"))
+        head = st.container()
+    top = st.container()
+    if not fresh:
+        notes, inside = st.container(), st.container()
+    settings = st.container()
+    with head if fresh else settings:
         # One widget per language (a selectbox keeps its first labels), the choice carried across the switch.
         chosen = st.session_state.get("preset_value", shared.preset)
         preset = st.selectbox(t("lab.preset"), list(PRESETS), index=list(PRESETS).index(chosen),
                               format_func=lambda k: t(f"{PRESETS[k].key}.title"), key=f"preset_{lang()}")
         st.session_state["preset_value"] = preset
-        with st.expander(t("lab.look_for"), expanded=fresh):
-            st.markdown(t(f"{PRESETS[preset].key}.explain"))
+    with settings:
+        if fresh:
+            look_for(preset)
         from_link = preset == shared.preset  # a link's settings hold until another preset is picked
         dataset, data_problem = dataset_picker(shared.dataset)
         train, train_error = train_settings(shared.train if from_link and shared.train else PRESETS[preset].train,
@@ -597,11 +621,26 @@ def page() -> None:
                                                                    for i, j in lent.items())))
         if specs:
             architecture(specs)
-        controls(holder, specs, train, problems, dataset, lender if lent else None)
         share_url = link.write(preset, train, specs if not model_problems else None, dataset)
         save_and_share(holder, share_url)
         class_code(holder)
-        chart_options()
+    with top:
+        controls(holder, specs, train, problems, dataset, lender if lent else None)
         snap = holder.job.snapshot() if holder.job else None
-        live_status_view(holder.job, snap)  # the last element of this container: see live_status_view
-    live_charts_view(holder.job, snap)  # the last element of the page
+        live_view(holder.job, snap)
+    if not fresh:
+        with notes:
+            if st.session_state.get("_joined") == id(holder.job):
+                sharing_note(holder, holder.job, snap)
+            chart_options()
+            look_for(preset, titled=True)
+        with inside:
+            live_inside_view(holder.job, snap)
+
+
+def look_for(preset: str, titled: bool = False) -> None:
+    """What the preset's run shows, open: before the run it says what to watch, during it what is seen (under
+    the charts, named: the preset picker is then further down)."""
+    label = t("lab.look_for") + (f": {t(f'{PRESETS[preset].key}.title')}" if titled else "")
+    with st.expander(label, expanded=True, icon=":material/visibility:"):
+        st.markdown(t(f"{PRESETS[preset].key}.explain"))
