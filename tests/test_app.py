@@ -161,9 +161,10 @@ def _editor_script():
     st.markdown(str(len(specs)))
     for e in errors:
         st.error(e)
-    _, dupes = parse_models([rows[0], rows[0]])
+    twins, dupes = parse_models([rows[0], rows[0]])
     for e in dupes:
         st.error(e)
+    st.markdown(" ".join(m.name for m in twins))
 
 
 def test_bad_model_rows_get_clear_messages_and_missing_cells_use_defaults():
@@ -173,7 +174,17 @@ def test_bad_model_rows_get_clear_messages_and_missing_cells_use_defaults():
     assert at.markdown[0].value == "2"  # the row with an empty width cell falls back to width 1
     errors = [e.value for e in at.error]
     assert errors[0].startswith("Model row 3:") and "at most 24 characters" in errors[0]
-    assert "used twice: res-20" in errors[1]
+    assert len(errors) == 1, errors
+    assert at.markdown[1].value == "res-20 res-20-2"  # identical rows are named apart, not refused
+
+
+def test_identical_rows_are_named_apart_and_said_to_train_identically():
+    from resnet_viz.config import ModelSpec, name_apart, twins
+    named = name_apart([ModelSpec(depth=110, width=2.0)] * 4 + [ModelSpec(depth=110, width=2.0, name="x" * 24)] * 2)
+    assert [m.name for m in named] == ["res-110-w2", "res-110-w2-2", "res-110-w2-3", "res-110-w2-4",
+                                       "x" * 24, "x" * 22 + "-2"]
+    assert twins(named) == [[m.name for m in named]]
+    assert twins([ModelSpec(depth=20), ModelSpec(depth=56)]) == []
 
 
 @pytest.mark.parametrize("preset, models, chart, diagram_text", [

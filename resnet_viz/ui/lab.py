@@ -3,6 +3,7 @@
 The engine (and with it torch, ~2 s to import) is imported when first needed, so a visitor sees the page at
 once while a background thread warms the workers up (session.workers_warmed_up).
 """
+import sys
 from dataclasses import fields
 from functools import partial
 
@@ -25,6 +26,8 @@ from ..config import (
     check_models,
     check_run,
     field_default,
+    name_apart,
+    twins,
     field_kind,
     replace,
     sources,
@@ -155,6 +158,7 @@ def parse_models(rows: list[dict]) -> tuple[list[ModelSpec], list[str]]:
             errors.append(t("lab.row_error", row=i, error=e.text(st.session_state.get("lang", "en"))))
         except (TypeError, ValueError):
             errors.append(t("lab.row_error", row=i, error=t("error.row_values")))
+    specs = list(name_apart(specs))
     if not errors:
         try:
             check_models(specs)
@@ -257,7 +261,10 @@ def controls(holder, specs, train, problems, dataset: str = "mnist-5k", lender=N
     if c_train.button(t("btn.train"), icon=":material/play_arrow:", type="primary", width="stretch",
                       disabled=busy or bool(problems),
                       help=t("btn.train_help") if not busy else t("btn.train_busy")):
-        start_run(holder, specs, train, dataset, lender)
+        if _long_run(specs, train) and st.session_state.get("_confirmed") != (tuple(specs), train):
+            st.session_state["_confirm"] = (tuple(specs), train)  # asked below the buttons: train anyway, or not
+        else:
+            start_run(holder, specs, train, dataset, lender)
     if paused:
         if c_pause.button(t("btn.resume"), icon=":material/play_arrow:", width="stretch"):
             job.resume()
@@ -274,10 +281,64 @@ def controls(holder, specs, train, problems, dataset: str = "mnist-5k", lender=N
         if c_stop.button(t("btn.leave"), icon=":material/logout:", width="stretch", help=t("btn.leave_help")):
             holder.replace(None)
             st.rerun()
-    elif c_stop.button(t("btn.stop"), icon=":material/stop:", disabled=not busy, width="stretch"):
-        job.stop()
-        job.join(5)
+    elif c_stop.button(t("btn.stop"), icon=":material/stop:", disabled=not busy or snap.stopping, width="stretch"):
+        job.stop()  # the workers end at their next step boundary; the status line says "Stopping" meanwhile
         st.rerun()
+    if not busy and not problems:
+        run_estimate(holder, specs, train, dataset, lender)
+
+
+def run_estimate(holder, specs, train, dataset: str, lender) -> None:
+    """How long the run would take on this server, under the buttons; a long one is confirmed first. Drawn once
+    the engine is loaded (the server's warm-up imports it after the first page): till then it waits for it."""
+    pending = st.session_state.get("_confirm")
+    if pending == (tuple(specs), train):
+        seconds = _estimate(specs, train)
+        st.warning(t("lab.estimate_confirm", time=duration(seconds)), icon=":material/hourglass_top:")
+        go, back = st.columns(2)
+        if go.button(t("btn.train_anyway"), icon=":material/play_arrow:", width="stretch"):
+            st.session_state["_confirmed"], st.session_state["_confirm"] = pending, None
+            start_run(holder, specs, train, dataset, lender)
+        if back.button(t("btn.cancel"), icon=":material/close:", width="stretch"):
+            st.session_state["_confirm"] = None
+            st.rerun()
+        return
+    with st.container():
+        st.fragment(_estimate_note, run_every=None if _engine_ready() else 1.0)(tuple(specs), train)
+
+
+def _engine_ready() -> bool:
+    return "resnet_viz.training.engine" in sys.modules
+
+
+def _estimate_note(specs, train) -> None:
+    if not _engine_ready():
+        st.session_state["_estimate_waited"] = True
+        return
+    if st.session_state.pop("_estimate_waited", False):
+        st.rerun()  # a full run draws the note without polling
+    st.caption(t("lab.estimate", time=duration(_estimate(specs, train))), help=t("lab.estimate_help"))
+
+
+def _estimate(specs, train) -> float:
+    from ..training.engine import QUEUE
+    from ..training.pace import estimate  # torch: the engine is loaded by now (_engine_ready)
+    return estimate(specs, train, QUEUE.threads).seconds
+
+
+def _long_run(specs, train) -> bool:
+    from ..training.pace import CONFIRM_S
+    return _estimate(specs, train) > CONFIRM_S
+
+
+def duration(seconds: float) -> str:
+    """40 s, 1 min 20 s, 12 min: a time to wait, as a class reads it."""
+    seconds = max(1, round(seconds))
+    if seconds < 60:
+        return t("time.s", s=seconds)
+    if seconds < 600:
+        return t("time.min_s", m=seconds // 60, s=seconds % 60)
+    return t("time.min", m=round(seconds / 60))
 
 
 def start_run(holder, specs, train, dataset: str, lender=None, private: bool = False) -> None:
@@ -321,7 +382,7 @@ def status_line(snap, dataset: str = "mnist-5k") -> None:
             "status.pretraining", done=snap.pretrained, total=snap.pretrain_total, steps=snap.steps,
             classes=snap.train.pretrain_classes or "0-9", dataset=t(f"dataset.{snap.train.pretrain_dataset or dataset}")))
         return
-    label = t(f"status.{snap.state}")
+    label = t("status.stopping") if snap.stopping else t(f"status.{snap.state}")
     rate = snap.step / snap.elapsed if snap.elapsed > 0 else 0.0
     st.progress(min(1.0, snap.step / snap.steps),
                 text=t("status.progress", state=label, step=snap.step, steps=snap.steps, seconds=snap.elapsed,
@@ -616,6 +677,8 @@ def page() -> None:
                 problems.append(e.text(lang()))
         for p in problems:
             st.error(p)
+        for names in twins(specs):
+            st.caption(t("lab.twins", names=", ".join(names)))
         if lent:
             st.caption(t("lab.transfer_from_run", pairs=", ".join(f"{specs[i].name} ← {lender.models[j].name}"
                                                                    for i, j in lent.items())))
