@@ -23,6 +23,15 @@ def button(at, label):
     return next(b for b in at.button if b.label == label)
 
 
+def press_train(at) -> None:
+    """Train, and for a run estimated at several minutes (a test that stops it early) "Train anyway"."""
+    button(at, "Train").click()
+    at.run()
+    if any(b.label == "Train anyway" for b in at.button):
+        button(at, "Train anyway").click()
+        at.run()
+
+
 def run_until(at, predicate, seconds=60.0):
     deadline = time.monotonic() + hang_s(seconds)
     while time.monotonic() < deadline:
@@ -111,8 +120,7 @@ def assert_live_fragments_end_their_blocks(at):
 def test_pause_step_and_stop_keep_the_results():
     at = new_app()
     at.number_input[0].set_value(2000)
-    button(at, "Train").click()
-    at.run()
+    press_train(at)
     run_until(at, lambda a: len(summary(a)) == 4)
     button(at, "Pause").click()
     at.run()
@@ -219,8 +227,7 @@ def test_sessions_wait_in_the_queue_and_stop_while_queued():
     assert QUEUE.slots == 1  # 2 cores: one trainer at a time (RESNET_LAB_WORKERS unset)
     first, second, third = new_app(), new_app(), new_app()
     first.number_input[0].set_value(2000)
-    button(first, "Train").click()
-    first.run()
+    press_train(first)
     # Until it has trained a step (its worker needs a moment to start), so that stopping it has kept something.
     run_until(first, lambda a: bool(a.get("progress")) and re.search(r"Training · step [1-9]",
                                                                       a.get("progress")[0].proto.text))

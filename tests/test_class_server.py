@@ -7,7 +7,7 @@ from pathlib import Path
 from speed import hang_s
 from streamlit.testing.v1 import AppTest
 from streamlit.util import calc_hash
-from test_app import assert_live_fragments_end_their_blocks, button, run_until
+from test_app import assert_live_fragments_end_their_blocks, button, press_train, run_until
 
 APP = str(Path(__file__).resolve().parent.parent / "streamlit_app.py")
 
@@ -34,8 +34,7 @@ def train(at, steps: int, seed: int | None = None) -> None:
     at.number_input[0].set_value(steps)
     if seed is not None:
         next(n for n in at.number_input if n.label == "Seed").set_value(seed)
-    button(at, "Train").click()
-    at.run()
+    press_train(at)
     assert not at.exception, at.exception
 
 
@@ -95,7 +94,7 @@ def test_students_follow_the_teacher_by_code_on_every_page():
     button(teacher, "Show to the class").click()
     teacher.run()
     code = teacher.session_state["_class_code"]
-    assert re.fullmatch(r"[A-Z0-9]{4}", code) and f"Class code: {code}" in texts(teacher)
+    assert re.fullmatch(r"[A-Z0-9]{4}", code) and [(m.label, m.value) for m in teacher.metric] == [("Class code", code)]
     student = app(params={"follow": code.lower()})  # a link, typed in any case
     assert f"Following run **{code}**" in texts(student)
     assert "The teacher has not started a run yet" in texts(student)

@@ -257,7 +257,7 @@ def controls(holder, specs, train, problems, dataset: str = "mnist-5k", lender=N
     paused = snap is not None and snap.pause_requested
     # Pause and Step would change a run other sessions watch: they need a private copy (offered below).
     shared = job is not None and RUNS.shared(job)
-    c_train, c_pause, c_step, c_stop = st.columns(4)
+    c_train, c_pause, c_step, c_stop, c_class = st.columns([1, 1, 1, 1, 1.3], vertical_alignment="center")
     if c_train.button(t("btn.train"), icon=":material/play_arrow:", type="primary", width="stretch",
                       disabled=busy or bool(problems),
                       help=t("btn.train_help") if not busy else t("btn.train_busy")):
@@ -284,6 +284,7 @@ def controls(holder, specs, train, problems, dataset: str = "mnist-5k", lender=N
     elif c_stop.button(t("btn.stop"), icon=":material/stop:", disabled=not busy or snap.stopping, width="stretch"):
         job.stop()  # the workers end at their next step boundary; the status line says "Stopping" meanwhile
         st.rerun()
+    class_code(holder, c_class)
     if not busy and not problems:
         run_estimate(holder, specs, train, dataset, lender)
 
@@ -399,6 +400,7 @@ CHART_KEYS = {"loss": "loss_chart", "accuracy": "acc_chart", "grad_norms": "grad
 # The curves a class watches, drawn with the status line from the same snapshot: they are never behind the
 # counter. The heatmaps and the rest, which cost a browser far more to redraw, refresh less often (live_inside).
 CURVES = ("loss", "accuracy")
+CURVE_HEIGHT = 330  # px: with the title, the buttons and the status line, they fill a 1280x720 projector's screen
 CAPTIONS = {"grad_norms": "lab.grad_caption", "residual_ratio": "lab.ratio_caption"}
 
 
@@ -501,8 +503,9 @@ def _charts(job, snap, names: tuple | None, places=()) -> None:
     config = {"displaylogo": False, "staticPlot": not snap.finished}
     for i, (name, figure) in enumerate(figures.items()):
         where = places[i] if i < len(places) else st
-        where.plotly_chart(figure, key=CHART_KEYS[name], config=config | {"toImageButtonOptions": {
-            "format": "png", "filename": f"resnet-lab-{name}", "scale": 2}})
+        where.plotly_chart(figure, key=CHART_KEYS[name], height=CURVE_HEIGHT if name in CURVES else "content",
+                           config=config | {"toImageButtonOptions": {"format": "png", "filename": f"resnet-lab-{name}",
+                                                                     "scale": 2}})
         if name in CAPTIONS:
             where.caption(t(CAPTIONS[name]))
 
@@ -559,10 +562,14 @@ def chart_options() -> None:
     c2.slider(t("lab.smoothing"), 0.0, 0.95, 0.6, 0.05, key="smoothing", help=t("lab.smoothing_help"))
 
 
-def class_code(holder) -> None:
-    """Follow the teacher: a button that publishes a short code for this session's runs."""
-    if _published(holder) is None and st.button(t("follow.publish"), icon=":material/co_present:",
-                                                help=t("follow.publish_help")):
+def class_code(holder, where) -> None:
+    """Follow the teacher: a button that publishes a short code for this session's runs, then the code itself,
+    large, beside the buttons: the one thing the class copies off the projector, in view above the charts."""
+    code = _published(holder)
+    if code is not None:
+        where.metric(t("follow.code_label"), code, help=t("follow.link", url=link.follow_url(code)))
+    elif where.button(t("follow.publish"), icon=":material/co_present:", help=t("follow.publish_help"),
+                      width="stretch"):
         st.session_state["_class_code"] = RUNS.publish(holder)
         st.rerun()
 
@@ -570,17 +577,6 @@ def class_code(holder) -> None:
 def _published(holder) -> str | None:
     code = st.session_state.get("_class_code")
     return code if code is not None and RUNS.followed(code) is holder else None
-
-
-def title_row(holder) -> None:
-    """The page's title, and once the teacher showed the run to the class, its code beside it, large in classroom
-    mode (the projector): the one thing the class copies, in view above the charts."""
-    code = _published(holder)
-    left, right = st.columns([3, 1], vertical_alignment="center") if code else (st.container(), None)
-    left.title(t("lab.title"))
-    if right is not None:
-        right.markdown(("### " if link.classroom() else "#### ") + t("follow.code", code=code))
-        right.caption(t("follow.link", url=link.follow_url(code)))
 
 
 FOLLOW_POLL_S = 3.0  # how often a follower looks for the teacher's next run
@@ -637,7 +633,7 @@ def page() -> None:
     fresh = snap is None
     simple = link.classroom()
     shared = link.shared()
-    title_row(holder)
+    st.title(t("lab.title"))
     link.show_problems()
     # Before the first run the page explains, then offers the presets and the buttons, then the settings. Once
     # there is a run, the buttons, the status line and the curves come first, so that a projector (1280x720)
@@ -686,7 +682,6 @@ def page() -> None:
             architecture(specs)
         share_url = link.write(preset, train, specs if not model_problems else None, dataset)
         save_and_share(holder, share_url)
-        class_code(holder)
     with top:
         controls(holder, specs, train, problems, dataset, lender if lent else None)
         snap = holder.job.snapshot() if holder.job else None
@@ -695,6 +690,8 @@ def page() -> None:
         with notes:
             if st.session_state.get("_joined") == id(holder.job):
                 sharing_note(holder, holder.job, snap)
+            if _published(holder):
+                st.caption(t("follow.link", url=link.follow_url(_published(holder))))
             chart_options()
             look_for(preset, titled=True)
         with inside:
