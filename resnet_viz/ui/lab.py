@@ -257,7 +257,8 @@ def controls(holder, specs, train, problems, dataset: str = "mnist-5k", lender=N
     paused = snap is not None and snap.pause_requested
     # Pause and Step would change a run other sessions watch: they need a private copy (offered below).
     shared = job is not None and RUNS.shared(job)
-    c_train, c_pause, c_step, c_stop, c_class = st.columns([1, 1, 1, 1, 1.3], vertical_alignment="center")
+    # One row that wraps: four buttons and the class code across a projector, two to a line on a phone.
+    c_train = c_pause = c_step = c_stop = c_class = st.container(horizontal=True, vertical_alignment="center")
     if c_train.button(t("btn.train"), icon=":material/play_arrow:", type="primary", width="stretch",
                       disabled=busy or bool(problems),
                       help=t("btn.train_help") if not busy else t("btn.train_busy")):
@@ -400,7 +401,7 @@ CHART_KEYS = {"loss": "loss_chart", "accuracy": "acc_chart", "grad_norms": "grad
 # The curves a class watches, drawn with the status line from the same snapshot: they are never behind the
 # counter. The heatmaps and the rest, which cost a browser far more to redraw, refresh less often (live_inside).
 CURVES = ("loss", "accuracy")
-CURVE_HEIGHT = 330  # px: with the title, the buttons and the status line, they fill a 1280x720 projector's screen
+CURVE_HEIGHT = 360  # px: with the title, the buttons and the status line, they fill a 1280x720 projector's screen
 CAPTIONS = {"grad_norms": "lab.grad_caption", "residual_ratio": "lab.ratio_caption"}
 
 
