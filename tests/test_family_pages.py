@@ -46,7 +46,7 @@ def test_every_family_trains_and_records_its_own_layers_and_blocks(families):
 def test_draw_errors_gradients_for_every_family(families, lang):
     # Widgets are set before the page's first run: AppTest cannot rerun a page whose labels changed language.
     at = open_page("draw", families, lang, state={"draw_source": "test"})
-    assert [c.key for c in at.get("plotly_chart")] == ["prob_chart", "maps_chart", "act_chart"]
+    assert [c.key for c in at.get("plotly_chart")] == ["prob_chart", "maps_chart", "maps_chart_right", "act_chart", "act_chart_std"]
     prob = next(c for c in at.get("plotly_chart") if c.key == "prob_chart")
     assert all(m.name in prob.proto.spec for m in MODELS)
     # plain beside residual of the same family and depth: plain-18 and resnet-18

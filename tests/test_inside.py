@@ -139,7 +139,7 @@ def test_draw_page_with_a_test_digit_shows_steps_predictions_and_feature_maps(tr
     at.number_input(key="draw_test_index").set_value(7).run()
     assert not at.exception, at.exception
     charts = [c.key for c in at.get("plotly_chart")]
-    assert charts == ["prob_chart", "maps_chart", "act_chart"]
+    assert charts == ["prob_chart", "maps_chart", "maps_chart_right", "act_chart", "act_chart_std"]
     assert len(at.image) == 4  # the preprocessing steps
     label = int(bundled_mnist().test_labels[7])
     assert f"True label: **{label}**" in texts(at)

@@ -7,9 +7,16 @@ from typing import Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-from .run import PALETTE, Text, _figure
+from .run import PLAIN_GREY, RESIDUAL_GREY, Text, _figure
+from .run import colour as palette_colour
 
-PLAIN, RESIDUAL = PALETTE[0], PALETTE[1]
+# The sweep's two lines span every depth: greys, not the size colours the other charts give each model.
+PLAIN, RESIDUAL = PLAIN_GREY, RESIDUAL_GREY
+
+
+def _colour(colours, i: int) -> str:
+    """The i-th model's colour: from `colours` (run.colours, by size) when given."""
+    return colours[i] if colours is not None else palette_colour(i)
 
 
 def _kind(skip: bool, t: Text) -> str:
@@ -41,12 +48,13 @@ def sweep_figure(summary: dict, t: Text, metric: str = "loss") -> go.Figure:
     return _figure(traces, layout, title, height=400)
 
 
-def lesion_figure(entries: Sequence[tuple[str, bool, list[str], np.ndarray, float]], t: Text) -> go.Figure:
+def lesion_figure(entries: Sequence[tuple[str, bool, list[str], np.ndarray, float]], t: Text,
+                  colours: Sequence[str] | None = None) -> go.Figure:
     """Test accuracy with each block deleted (x: the deleted block), a line per model (entries: name, skip,
     block names, accuracies, accuracy with nothing deleted, drawn as a dotted level)."""
     traces = []
     for i, (name, skip, blocks, acc, full) in enumerate(entries):
-        colour = PALETTE[i % len(PALETTE)]
+        colour = _colour(colours, i)
         traces.append(dict(type="scatter", x=np.arange(1, len(acc) + 1), y=np.asarray(acc, np.float32),
                            mode="lines+markers", name=name, text=blocks, connectgaps=False,
                            line=dict(color=colour, width=2.5, dash="solid" if skip else "dash"),
@@ -81,10 +89,11 @@ def landscape_figure(coords: np.ndarray, loss: np.ndarray, t: Text, title: str, 
     return _figure([trace], layout, title, height=420)
 
 
-def interpolation_figure(entries: Sequence[tuple[str, bool, np.ndarray, np.ndarray]], t: Text) -> go.Figure:
+def interpolation_figure(entries: Sequence[tuple[str, bool, np.ndarray, np.ndarray]], t: Text,
+                         colours: Sequence[str] | None = None) -> go.Figure:
     """Training loss along the straight line from each model's start (t = 0) to its trained weights (t = 1)."""
     traces = [dict(type="scatter", x=ts, y=np.asarray(loss, np.float32), mode="lines", name=name,
-                   line=dict(color=PALETTE[i % len(PALETTE)], width=2.5, dash="solid" if skip else "dash"))
+                   line=dict(color=_colour(colours, i), width=2.5, dash="solid" if skip else "dash"))
               for i, (name, skip, ts, loss) in enumerate(entries)]
     layout = dict(xaxis=dict(title=dict(text=t("exp.interp_t"))),
                   yaxis=dict(title=dict(text=t("chart.train_loss")), type="log"), hovermode="x unified",
@@ -93,11 +102,12 @@ def interpolation_figure(entries: Sequence[tuple[str, bool, np.ndarray, np.ndarr
     return _figure(traces, layout, t("exp.interp_title"), height=380)
 
 
-def correlation_figure(entries: Sequence[tuple[str, bool, np.ndarray, np.ndarray]], t: Text, title: str) -> go.Figure:
+def correlation_figure(entries: Sequence[tuple[str, bool, np.ndarray, np.ndarray]], t: Text, title: str,
+                       colours: Sequence[str] | None = None) -> go.Figure:
     """Correlation of input gradients `lag` steps apart along a line of inputs, a line per model."""
     traces = [dict(type="scatter", x=lags, y=np.asarray(corr, np.float32), mode="lines+markers", name=name,
                    marker=dict(size=5),
-                   line=dict(color=PALETTE[i % len(PALETTE)], width=2.5, dash="solid" if skip else "dash"))
+                   line=dict(color=_colour(colours, i), width=2.5, dash="solid" if skip else "dash"))
               for i, (name, skip, lags, corr) in enumerate(entries)]
     layout = dict(xaxis=dict(title=dict(text=t("exp.lag"))),
                   yaxis=dict(title=dict(text=t("exp.correlation")), range=[-0.1, 1.02]), hovermode="x unified")

@@ -7,6 +7,7 @@ from ..analysis import reference
 from ..analysis.experiments import read_sweep_csv, sweep_summary
 from ..analysis.reference import REFERENCE_STEPS
 from ..config import (
+    PRESETS,
     RESNET_DEPTHS,
     RESNET_SWEEP_DEPTHS,
     SWEEP_DEPTHS,
@@ -16,6 +17,7 @@ from ..config import (
     replace,
 )
 from ..plots import experiments as xp
+from ..plots.run import colours
 from ..training.engine import run_threads
 from ..training.tasks import Task
 from .link import classroom
@@ -40,6 +42,13 @@ def _reference(load):
     except (OSError, ValueError, KeyError) as exc:
         st.info(t("exp.no_reference", error=type(exc).__name__))
         return None
+
+
+def _colours(names, specs=None) -> list[str]:
+    """Each model's colour by its size, as on the Lab page. The references name their models only: they
+    are the default lesson's (the Degradation preset's), looked up by name."""
+    known = {s.name: s for s in (specs if specs is not None else PRESETS["degradation"].models)}
+    return colours([known.get(name) for name in names])
 
 
 def _trained_job():
@@ -143,7 +152,7 @@ def lesion_tab() -> None:
     ref = _reference(reference.lesion)
     if ref:
         entries = [(name, skip, blocks, acc, full) for name, (skip, blocks, acc, full) in ref.items()]
-        st.plotly_chart(xp.lesion_figure(entries, t), key="lesion_ref", config=CONFIG)
+        st.plotly_chart(xp.lesion_figure(entries, t, _colours(ref)), key="lesion_ref", config=CONFIG)
         st.caption(t("exp.lesion_ref_caption", steps=REFERENCE_STEPS))
     st.markdown(t("exp.live_heading"))
     live("lesion", lesion_live)
@@ -156,7 +165,8 @@ def lesion_live() -> None:
         specs = {s.name: s for s in task_holder("lesion").job.models}
         entries = [(name, specs[name].skip, blocks, acc, full)
                    for name, (full, acc, blocks) in view.result.items()]
-        st.plotly_chart(xp.lesion_figure(entries, t), key="lesion_live", config=CONFIG)
+        st.plotly_chart(xp.lesion_figure(entries, t, _colours(view.result, specs.values())), key="lesion_live",
+                        config=CONFIG)
 
 
 def landscape_tab() -> None:
@@ -171,7 +181,8 @@ def landscape_tab() -> None:
                                                  surface=surface, zrange=zrange), key=f"land_ref_{name}",
                              config=CONFIG)
         interp = [(name, e["skip"], e["t"], e["loss"]) for name, e in data["interpolation"].items()]
-        st.plotly_chart(xp.interpolation_figure(interp, t), key="interp_ref", config=CONFIG)
+        st.plotly_chart(xp.interpolation_figure(interp, t, _colours(data["interpolation"])), key="interp_ref",
+                        config=CONFIG)
         st.caption(t("exp.landscape_ref_caption", res=data["resolution"], images=data["images"],
                      steps=data["steps"]))
     st.markdown(t("exp.live_heading"))
@@ -197,9 +208,11 @@ def landscape_live(resolution: int, chosen: list[str], surface: bool) -> None:
                 col.plotly_chart(xp.landscape_figure(coords, loss, t, t("exp.slice_title", name=name),
                                                      surface=surface, zrange=zrange), key=f"land_live_{name}",
                                  config=CONFIG)
-        skips = {s.name: s.skip for s in task_holder("landscape").job.models}
+        specs = list(task_holder("landscape").job.models)
+        skips = {s.name: s.skip for s in specs}
         live = [(k[1], skips.get(k[1], True), ts, loss) for k, (ts, loss) in res.items() if k[0] == "1d"]
-        st.plotly_chart(xp.interpolation_figure(live, t), key="interp_live", config=CONFIG)
+        st.plotly_chart(xp.interpolation_figure(live, t, _colours([e[0] for e in live], specs)), key="interp_live",
+                        config=CONFIG)
 
 
 def _log_range(losses) -> tuple[float, float]:
@@ -221,7 +234,7 @@ def shattered_tab() -> None:
     if data:
         for col, when in zip(st.columns(2), ("init", "trained")):
             entries = [(name, e["skip"], e["lags"], e["corr"]) for name, e in data[when].items()]
-            col.plotly_chart(xp.correlation_figure(entries, t, t(f"exp.shattered_{when}")),
+            col.plotly_chart(xp.correlation_figure(entries, t, t(f"exp.shattered_{when}"), _colours(data[when])),
                              key=f"shat_ref_{when}", config=CONFIG)
         st.caption(t("exp.shattered_ref_caption", steps=data["steps"]))
     st.markdown(t("exp.live_heading"))
@@ -232,11 +245,13 @@ def shattered_live() -> None:
     task_controls("shattered", dict)
     view = task_status("shattered")
     if view is not None and view.state == "done":
-        skips = {s.name: s.skip for s in task_holder("shattered").job.models}
+        specs = list(task_holder("shattered").job.models)
+        skips = {s.name: s.skip for s in specs}
         for col, when in zip(st.columns(2), ("init", "trained")):
             entries = [(k[1], skips.get(k[1], True), lags, corr) for k, (lags, corr) in view.result.items()
                        if k[0] == when]
-            col.plotly_chart(xp.correlation_figure(entries, t, t(f"exp.shattered_{when}")),
+            col.plotly_chart(xp.correlation_figure(entries, t, t(f"exp.shattered_{when}"),
+                                                   _colours([e[0] for e in entries], specs)),
                              key=f"shat_live_{when}", config=CONFIG)
 
 
