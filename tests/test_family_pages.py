@@ -17,6 +17,12 @@ MODELS = [ModelSpec(family="lenet5"), ModelSpec(family="alexnet", width=0.125),
           ModelSpec(family="resnet", depth=18, width=0.125), ModelSpec(family="resnet", depth=50, width=0.125)]
 
 
+# Draw's charts: predictions, one figure per mosaic (the plain net's output; the residual net's branch, skip
+# path and output), the blocks' mean and spread.
+MAPS_PAGE_CHARTS = ["prob_chart", "maps_chart", "maps_chart_2", "maps_chart_3", "maps_chart_4", "act_chart",
+                    "act_chart_std"]
+
+
 @pytest.fixture(scope="module")
 def families():
     job = Job(MODELS, TrainSpec(steps=12, eval_every=6, eval_size=100))
@@ -46,7 +52,7 @@ def test_every_family_trains_and_records_its_own_layers_and_blocks(families):
 def test_draw_errors_gradients_for_every_family(families, lang):
     # Widgets are set before the page's first run: AppTest cannot rerun a page whose labels changed language.
     at = open_page("draw", families, lang, state={"draw_source": "test"})
-    assert [c.key for c in at.get("plotly_chart")] == ["prob_chart", "maps_chart", "maps_chart_right", "act_chart", "act_chart_std"]
+    assert [c.key for c in at.get("plotly_chart")] == MAPS_PAGE_CHARTS
     prob = next(c for c in at.get("plotly_chart") if c.key == "prob_chart")
     assert all(m.name in prob.proto.spec for m in MODELS)
     # plain beside residual of the same family and depth: plain-18 and resnet-18

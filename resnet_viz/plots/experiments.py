@@ -69,23 +69,24 @@ def lesion_figure(entries: Sequence[tuple[str, bool, list[str], np.ndarray, floa
 
 def landscape_figure(coords: np.ndarray, loss: np.ndarray, t: Text, title: str, surface: bool = False,
                      zrange: tuple[float, float] | None = None) -> go.Figure:
-    """The 2-D slice as filled contours (or a 3-D surface) of log10 training loss: the colours span decades,
-    where a chaotic plain net and a smooth residual one differ. Give slices shown side by side one
-    `zrange` (log10 limits) so equal colours mean equal losses."""
+    """The 2-D slice as filled contours (or a 3-D surface) of log10 training loss, δ and η its two directions.
+    Without `zrange` (log10 limits) the colours run from the slice's lowest loss to its highest: the shape
+    is what a bowl and a bumpy plateau differ in."""
     z = np.log10(np.clip(loss, 1e-3, None)).astype(np.float32)
     bottom, top = zrange if zrange is not None else (float(np.nanmin(z)), float(np.nanmax(z)))
     common = dict(x=coords, y=coords, z=z, colorscale="Viridis", cmin=bottom, cmax=top,
                   hovertemplate=t("exp.landscape_hover"))
     if surface:
         trace = dict(type="surface", showscale=False, **common)
-        layout = dict(scene=dict(xaxis=dict(title=dict(text="δ")), yaxis=dict(title=dict(text="η")),
+        layout = dict(scene=dict(xaxis=dict(title=dict(text=t("exp.delta"))), yaxis=dict(title=dict(text=t("exp.eta"))),
                                  zaxis=dict(title=dict(text=t("exp.log_loss")), range=[bottom, top])),
                       margin=dict(l=0, r=0, t=50, b=0))
     else:
         trace = dict(type="contour", zmin=common.pop("cmin"), zmax=common.pop("cmax"), ncontours=25,
                      colorbar=dict(title=dict(text=t("exp.log_loss"), side="right")), **common)
-        layout = dict(xaxis=dict(title=dict(text="δ"), constrain="domain"),
-                      yaxis=dict(title=dict(text="η"), scaleanchor="x", constrain="domain"), hovermode="closest")
+        layout = dict(xaxis=dict(title=dict(text=t("exp.delta")), constrain="domain"),
+                      yaxis=dict(title=dict(text=t("exp.eta")), scaleanchor="x", constrain="domain"),
+                      hovermode="closest")
     return _figure([trace], layout, title, height=420)
 
 

@@ -80,14 +80,15 @@ def maps_figure(panels: Sequence[tuple[str, np.ndarray]], limit: float, t: Text,
         layout["annotations"].append(dict(text=label, x=(left + right) / 2, y=1.0, xref="paper", yref="paper",
                                           xanchor="center", yanchor="bottom", showarrow=False, font=dict(size=13)))
     limit = float(limit) if np.isfinite(limit) and limit > 0 else 1.0
+    bar = 45 if colour_bar else 0  # px under the mosaics for the colour bar, lying flat
     layout["coloraxis"] = dict(colorscale=DIVERGING, cmin=-limit, cmax=limit, showscale=colour_bar,
-                               colorbar=dict(thickness=12, len=0.9))
+                               colorbar=dict(thickness=10, len=0.9, orientation="h", y=-0.02, yanchor="top"))
     # As tall as the mosaics need at `width` px (wide 4x8 mosaics would float in a square figure)
     aspect = max(image.shape[0] / image.shape[1] for _, image in panels) if panels else 1.0
-    height = int(np.clip(110 + 0.85 * width / max(1, n) * aspect, 200, 420))
+    height = int(np.clip(110 + 0.85 * width / max(1, n) * aspect, 200, 420)) + bar
     fig = _figure(traces, layout, title, height=height)
     fig.layout.margin.update(l=10, r=10, t=60 + 20 * wrap(title).count("<br>") +
-                             16 * max((label.count("<br>") for label, _ in panels), default=0), b=10)
+                             16 * max((label.count("<br>") for label, _ in panels), default=0), b=10 + bar)
     return fig
 
 

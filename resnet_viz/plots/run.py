@@ -91,8 +91,12 @@ def _figure(traces: list[dict], layout: dict, title: str, height: int = 360) -> 
     # lying across the top, it covered the chart's title (on phones it shows without a hover).
     # A plotly title never wraps: a long one is broken into lines that fit a phone's 390 px.
     lines = wrap(title)
+    top = 50 + 20 * lines.count("<br>")
+    # The legend starts 72 px under the plot, below the x axis's title whatever the chart's height (at a
+    # share of the height, -0.22, it ran into the title of a short chart).
+    legend = dict(orientation="h", y=-72 / max(100, height - top - 50), yanchor="top")
     base = dict(title=dict(text=lines, x=0.01, font=dict(size=16)), height=height,
-                margin=dict(l=60, r=40, t=50 + 20 * lines.count("<br>"), b=50), legend=dict(orientation="h", y=-0.22),
+                margin=dict(l=60, r=40, t=top, b=50), legend=legend,
                 hovermode="x unified", template=_template(), font=dict(size=13), modebar=dict(orientation="v"))
     return go.Figure(data=traces, layout={**base, **layout}, _validate=False)
 
@@ -171,7 +175,7 @@ def loss_figure(views: Sequence[ModelView], t: Text, log_y: bool = True, smoothi
                   line=dict(color="#777", width=1.5, dash="dot"))
     label = dict(text=t("chart.chance", value=f"{CHANCE_LOSS:.1f}"), xref="paper", x=1, xanchor="right",
                  y=math.log10(CHANCE_LOSS) if log_y else CHANCE_LOSS, yanchor="bottom", showarrow=False,
-                 font=dict(size=12, color="#555"))
+                 font=dict(size=12, color="#555"), bgcolor="rgba(255,255,255,0.8)")
     return _figure(traces, dict(xaxis=dict(title=dict(text=t("chart.step")), rangemode="tozero"), yaxis=yaxis,
                                 shapes=[chance], annotations=[label]), t("chart.loss_title"))
 
@@ -242,9 +246,10 @@ def _log_heatmaps(panels: Sequence[tuple[str, np.ndarray, np.ndarray]], t: Text,
     n = max(1, len(panels))
     cols = min(n, columns)
     rows = math.ceil(n / cols)
-    row_px, gap_px, top_px, bottom_px = (300 if rows == 1 else 230), 80, 80, 60
+    # The colour bar lies under the panels: standing at their right it took a phone's chart a third narrower.
+    row_px, gap_px, top_px, bottom_px = (300 if rows == 1 else 230), 80, 80, 130
     height = top_px + bottom_px + rows * row_px + (rows - 1) * gap_px
-    xgap = 0.12  # room for the next panel's layer numbers
+    xgap = 0.2  # room for the next panel's layer numbers
     width = (1 - xgap * (cols - 1)) / cols
     traces, layout = [], dict(annotations=[], hovermode="closest")
     for i, (name, steps, values) in enumerate(panels):
@@ -263,7 +268,7 @@ def _log_heatmaps(panels: Sequence[tuple[str, np.ndarray, np.ndarray]], t: Text,
         top = 1 - (row * (row_px + gap_px)) / (height - top_px - bottom_px)
         bottom = top - row_px / (height - top_px - bottom_px)
         last_row = row == rows - 1 or i + cols >= n
-        layout[f"xaxis{suffix}"] = dict(domain=[left, left + width], anchor=f"y{suffix}", nticks=5,
+        layout[f"xaxis{suffix}"] = dict(domain=[left, left + width], anchor=f"y{suffix}", nticks=4,
                                         title=dict(text=t("chart.step") if last_row else ""))
         layout[f"yaxis{suffix}"] = dict(anchor=f"x{suffix}", domain=[max(0.0, bottom), min(1.0, top)], nticks=6,
                                         title=dict(text=ylabel if col == 0 else ""))
@@ -274,7 +279,8 @@ def _log_heatmaps(panels: Sequence[tuple[str, np.ndarray, np.ndarray]], t: Text,
     ticks = ticks[::max(1, math.ceil(len(ticks) / 7))]  # at most ~7 labels, however wide the range
     layout["coloraxis"] = dict(colorscale="Viridis", cmin=lo, cmax=hi, colorbar=dict(
         title=dict(text=colour_title, side="right"), tickvals=ticks.tolist(), ticktext=[f"1e{int(k)}" for k in ticks],
-        thickness=14, len=min(1.0, 300 / (height - top_px - bottom_px)), y=1, yanchor="top"))
+        orientation="h", thickness=12, len=0.8, x=0.45, xanchor="center",
+        y=-75 / (height - top_px - bottom_px), yanchor="top"))
     fig = _figure(traces, layout, title, height=height)
     fig.layout.margin.t = top_px + 20 * wrap(title).count("<br>")
     fig.layout.margin.b = bottom_px

@@ -158,13 +158,13 @@ def feature_maps(job, digit: np.ndarray) -> None:
         limit = max(float(np.abs(p).max()) for parts in panels.values() for _, p in parts)
     first = next(iter(panels))
     st.markdown(t("draw.maps_block", block=maps[first][block - 1].name, channels=panels[first][0][1].shape[0]))
-    # One figure per model, as wide as its panels: side by side on a screen, one above the other on a phone,
-    # where four mosaics in one row left no room for their captions. One colour scale for both.
-    columns = st.columns([len(parts) for parts in panels.values()], gap="medium")
-    for col, (i, parts) in zip(columns, panels.items()):
-        fig = inside_plots.maps_figure([(label, mosaic(p)) for label, p in parts], limit, t, f"<b>{names[i]}</b>",
-                                       width=330 * len(parts), colour_bar=i == list(panels)[-1])
-        col.plotly_chart(fig, key="maps_chart" if i == first else "maps_chart_right", config={"displaylogo": False})
+    # One figure per mosaic, in a row on a screen, one under the other on a phone, where four mosaics in
+    # one figure left no room for their captions. One colour scale for all, its bar under the last.
+    shown = [(i, label, values) for i, parts in panels.items() for label, values in parts]
+    for k, (col, (i, label, values)) in enumerate(zip(st.columns(len(shown), gap="small"), shown)):
+        fig = inside_plots.maps_figure([(label, mosaic(values))], limit, t, f"<b>{names[i]}</b>", width=330,
+                                       colour_bar=k == len(shown) - 1)
+        col.plotly_chart(fig, key="maps_chart" if k == 0 else f"maps_chart_{k + 1}", config={"displaylogo": False})
     entries = []
     for i, spec in enumerate(specs):
         m = maps[i] if i in maps else block_maps(job.nets[i], digit, stats=stats)
