@@ -125,6 +125,8 @@ def test_the_summary_shows_a_column_only_where_a_model_uses_it(views):
     assert "CSP share γ" in rows[0] and rows[0]["CSP share γ"] == "–" and rows[3]["CSP share γ"] == "0.5"
     assert "Gradient at layer 1 ÷ last" in rows[0]  # no batch norm: the ratio tells a story
     assert "Test acc (500 digits)" in rows[0] and "Status" not in rows[0]  # nobody diverged
+    helps = plots.summary_help(t, 500)
+    assert all(helps.get(column) for column in rows[0]), set(rows[0]) - set(helps)  # a tooltip for each
     # the same records, as nets with batch norm and without CSP
     plain_bn = [dataclasses.replace(v, spec=ModelSpec(depth=8, skip=v.spec.skip)) for v in views[:2]]
     rows = plots.summary_rows(plain_bn, t)

@@ -464,17 +464,20 @@ def live_panel() -> None:
         chart("residual_ratio")
         st.caption(t("lab.ratio_caption"))
     st.subheader(t("lab.summary"))
-    summary_table(plots.summary_rows(views, t, test_digits(job)))
+    digits = tested_digits(job)
+    summary_table(plots.summary_rows(views, t, digits), plots.summary_help(t, digits))
 
 
-def summary_table(rows: list[dict]) -> None:
-    """The summary, its model column pinned: on a phone the other columns scroll under it."""
+def summary_table(rows: list[dict], helps: dict[str, str]) -> None:
+    """The summary, its model column pinned (on a phone the other columns scroll under it), each header
+    with a tooltip that says what its number means."""
     model = t("table.model")
     st.dataframe(rows, hide_index=True, width="stretch",
-                 column_config={model: st.column_config.Column(model, pinned=True)})
+                 column_config={k: st.column_config.Column(k, help=helps.get(k), pinned=k == model or None)
+                                for k in (rows[0] if rows else {})})
 
 
-def test_digits(job) -> int | None:
+def tested_digits(job) -> int | None:
     """How many test digits the run's test accuracy is measured on (TrainSpec.eval_size, at most the test
     set of its classes): the summary says so, and the Errors page counts all of them."""
     from ..data.arrays import digits
