@@ -63,6 +63,9 @@ def probability_figure(names: Sequence[str], probs: np.ndarray, t: Text,
     return fig
 
 
+MAPS_TITLE_WIDTH = 26  # a mosaic's figure is a quarter of a screen wide
+
+
 def maps_figure(panels: Sequence[tuple[str, np.ndarray]], limit: float, t: Text, title: str,
                 width: int = 1000, colour_bar: bool = True) -> go.Figure:
     """Channel mosaics side by side on one diverging scale, -limit..limit: zero white, positive red,
@@ -77,8 +80,9 @@ def maps_figure(panels: Sequence[tuple[str, np.ndarray]], limit: float, t: Text,
         layout[f"xaxis{s}"] = dict(domain=[left, right], anchor=f"y{s}", visible=False, constrain="domain")
         layout[f"yaxis{s}"] = dict(anchor=f"x{s}", visible=False, autorange="reversed", scaleanchor=f"x{s}",
                                    constrain="domain")
-        layout["annotations"].append(dict(text=label, x=(left + right) / 2, y=1.0, xref="paper", yref="paper",
-                                          xanchor="center", yanchor="bottom", showarrow=False, font=dict(size=13)))
+        if label:  # a figure of one mosaic says what it is in its title
+            layout["annotations"].append(dict(text=label, x=(left + right) / 2, y=1.0, xref="paper", yref="paper",
+                                              xanchor="center", yanchor="bottom", showarrow=False, font=dict(size=13)))
     limit = float(limit) if np.isfinite(limit) and limit > 0 else 1.0
     bar = 45 if colour_bar else 0  # px under the mosaics for the colour bar, lying flat
     layout["coloraxis"] = dict(colorscale=DIVERGING, cmin=-limit, cmax=limit, showscale=colour_bar,
@@ -86,8 +90,8 @@ def maps_figure(panels: Sequence[tuple[str, np.ndarray]], limit: float, t: Text,
     # As tall as the mosaics need at `width` px (wide 4x8 mosaics would float in a square figure)
     aspect = max(image.shape[0] / image.shape[1] for _, image in panels) if panels else 1.0
     height = int(np.clip(110 + 0.85 * width / max(1, n) * aspect, 200, 420)) + bar
-    fig = _figure(traces, layout, title, height=height)
-    fig.layout.margin.update(l=10, r=10, t=60 + 20 * wrap(title).count("<br>") +
+    fig = _figure(traces, layout, title, height=height, title_width=MAPS_TITLE_WIDTH)
+    fig.layout.margin.update(l=10, r=10, t=60 + 20 * wrap(title, MAPS_TITLE_WIDTH).count("<br>") +
                              16 * max((label.count("<br>") for label, _ in panels), default=0), b=10 + bar)
     return fig
 

@@ -84,13 +84,14 @@ def smooth(values: np.ndarray, weight: float) -> np.ndarray:
     return out
 
 
-def _figure(traces: list[dict], layout: dict, title: str, height: int = 360) -> go.Figure:
+def _figure(traces: list[dict], layout: dict, title: str, height: int = 360,
+            title_width: int | None = None) -> go.Figure:
     """A figure from plain dicts, unvalidated: the app rebuilds these every second while a model trains in
     the next process, and plotly's validation cost ~10x the drawing (110 ms a refresh for three charts)."""
     # The finished run's mode bar (camera, zoom) stands upright at the right edge, in a margin of its own:
     # lying across the top, it covered the chart's title (on phones it shows without a hover).
     # A plotly title never wraps: a long one is broken into lines that fit a phone's 390 px.
-    lines = wrap(title)
+    lines = wrap(title, title_width or TITLE_WIDTH)
     top = 50 + 20 * lines.count("<br>")
     # The legend starts 72 px under the plot, below the x axis's title whatever the chart's height (at a
     # share of the height, -0.22, it ran into the title of a short chart).
