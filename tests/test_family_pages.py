@@ -97,8 +97,12 @@ def test_lab_shows_each_new_preset_with_diagram_and_layer_table(preset, lang):
         assert not at.error, [e.value for e in at.error]
         assert name in at.get("graphviz_chart")[0].proto.spec
         header = tr(lang, "summary.operation")
-        table = next(d.value for d in at.dataframe if header in d.value.columns)
-        assert len(table) >= 4 and table.iloc[-1][tr(lang, "summary.layer")] == tr(lang, "summary.total")
+        table = next(d.value for d in at.table if header in d.value.columns)  # under the diagram, every cell whole
+        assert list(table.columns) == [tr(lang, f"summary.{k}") for k in ("layer", "output", "operation", "params",
+                                                                        "flops")]
+        assert len(table) >= 4 and table.iloc[-1][tr(lang, "summary.layer")] == f"**{tr(lang, 'summary.total')}**"
+        counts = [op for op in table[header] if "**×" in op]  # a stage's block count, in bold: ×2, ×3, ...
+        assert counts or preset == "case_studies", list(table[header])
 
 
 def _family_rows_script():
