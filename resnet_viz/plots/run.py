@@ -107,7 +107,10 @@ TITLE_WIDTH = 40  # characters of a 16 px title on one line of a phone's chart (
 
 def wrap(text: str, width: int = TITLE_WIDTH) -> str:
     """`text` in lines of at most `width` columns, joined by <br>, as even as they can be (a lone last word
-    reads badly): broken at spaces, or before a CJK character (Chinese has no spaces)."""
+    reads badly): broken at spaces, or before a CJK character (Chinese has no spaces); a <br> of its own
+    stays."""
+    if "<br>" in text:
+        return "<br>".join(wrap(part, width) for part in text.split("<br>"))
     words = _words(text)
     lines = _lines(words, width)
     even = math.ceil(_width(text) / len(lines))

@@ -162,7 +162,7 @@ def feature_maps(job, digit: np.ndarray) -> None:
     # one figure left no room for their captions. One colour scale for all, its bar under the last.
     shown = [(i, label, values) for i, parts in panels.items() for label, values in parts]
     for k, (col, (i, label, values)) in enumerate(zip(st.columns(len(shown), gap="small"), shown)):
-        fig = inside_plots.maps_figure([("", mosaic(values))], limit, t, f"<b>{names[i]}</b>: {label}", width=260,
+        fig = inside_plots.maps_figure([("", mosaic(values))], limit, t, f"<b>{names[i]}</b><br>{label}", width=260,
                                        colour_bar=k == len(shown) - 1)
         col.plotly_chart(fig, key="maps_chart" if k == 0 else f"maps_chart_{k + 1}", config={"displaylogo": False})
     entries = []
