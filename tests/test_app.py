@@ -8,6 +8,8 @@ import pytest
 from speed import hang_s
 from streamlit.testing.v1 import AppTest
 
+from resnet_viz.config import PRESETS
+
 APP = str(Path(__file__).resolve().parent.parent / "streamlit_app.py")
 TIMEOUT = hang_s(60)  # AppTest's default 3 s is shorter than importing torch
 
@@ -71,8 +73,8 @@ def test_train_updates_charts_then_finishes():
     assert names == ["plain-20", "res-20", "plain-56", "res-56"]
     run_until(at, lambda a: not button(a, "Train").disabled)
     rows = summary(at)
-    assert all(r["Status"] == "ok" for r in rows)
-    assert all(r["Test acc"].endswith("%") for r in rows)  # evaluated at the last step
+    assert "Status" not in rows[0], "a status column only once a model diverged"
+    assert all(r["Test acc (500 digits)"].endswith("%") for r in rows)  # evaluated at the last step
     charts = [c.key for c in at.get("plotly_chart")]
     assert charts == ["loss_chart", "acc_chart", "grad_chart", "grad_ratio_chart", "ratio_chart"]  # no learnable α/β
     assert_live_fragments_end_their_blocks(at)
@@ -271,3 +273,28 @@ def test_a_diverging_model_is_marked_and_the_others_go_on():
     status = {r["Model"]: r["Status"] for r in summary(at)}
     assert status["res-56-nobn"].startswith("diverged at step") and status["plain-56-nobn"] == "ok"
     assert "Done · step 10/10" in at.get("progress")[0].proto.text
+
+
+DEFAULT_STEPS = PRESETS["degradation"].train.steps
+
+
+@pytest.mark.parametrize("params, said, steps", [
+    ({"steps": "50000"}, "Steps: 50000 is outside what this field takes (10 to 5000), so it starts at 5000.", 5000),
+    ({"steps": "3"}, "Steps: 3 is outside what this field takes (10 to 5000), so it starts at 10.", 10),
+    ({"batch_size": "1000"}, "Batch size: 1000 is not one of the choices (16, 32, 64, 128, 256), so it starts at 256.",
+     DEFAULT_STEPS),
+    ({"steps": ["20", "30"]}, "The link gives “steps” more than once (20, 30): the last one, 30, applies.", 30),
+    ({"steps": "-5", "lr": "0.02"}, "The link's setting “steps” was ignored", DEFAULT_STEPS),
+])
+def test_a_link_names_every_value_it_changes_or_drops_on_the_page(params, said, steps):
+    """Where the link's problems are (the main column, which a phone shows), once; the rest applies."""
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    for k, v in params.items():
+        at.query_params[k] = v
+    at.run()
+    assert not at.exception, at.exception
+    shown = [w.value for w in at.main.warning]
+    assert any(w.startswith(said) for w in shown), shown
+    assert at.number_input[0].value == steps
+    at.run()  # said once: the next rerun keeps the page quiet
+    assert not [w.value for w in at.main.warning]

@@ -58,7 +58,13 @@ def page() -> None:
     names = [v.name for v in snap.models]
     n = len(test.test_labels)
     st.caption(t("errors.intro", n=n, step=shown) if n <= LIMIT else t("errors.intro_part", n=LIMIT, of=n, step=shown))
-    st.dataframe([{t("table.model"): name, t("errors.accuracy"): f"{100 * r.accuracy:.1f}%",
+    counted = min(n, LIMIT)
+    # The Lab's summary tests on fewer digits (TrainSpec.eval_size): both headers say on how many, and the
+    # note says why the two can differ.
+    lab_n = min(job.train.eval_size, n)
+    if lab_n < counted:
+        st.caption(t("errors.lab_differs", lab=lab_n, n=counted))
+    st.dataframe([{t("table.model"): name, t("errors.accuracy_n", n=counted): f"{100 * r.accuracy:.1f}%",
                    t("errors.count"): int((r.predicted != r.labels).sum())} for name, r in zip(names, results)],
                  hide_index=True)
     chosen = st.radio(t("errors.model"), range(len(names)), format_func=names.__getitem__, horizontal=True,

@@ -3,6 +3,7 @@
 The engine (and with it torch, ~2 s to import) is imported when first needed, so a visitor sees the page at
 once while a background thread warms the workers up (session.workers_warmed_up).
 """
+import re
 import sys
 from dataclasses import fields
 from functools import partial
@@ -58,14 +59,17 @@ from .session import (
 )
 from .text import lang, t
 
-# One column per ModelSpec field, in the spec's order, the name first.
-MODEL_COLUMNS = ("name",) + tuple(f.name for f in fields(ModelSpec) if f.name != "name")
+# One column per ModelSpec field: first what tells the models apart (a phone shows only the first three or
+# four columns), then the rest in the spec's order.
+LEADING_COLUMNS = ("name", "skip", "depth", "family")
+MODEL_COLUMNS = LEADING_COLUMNS + tuple(f.name for f in fields(ModelSpec) if f.name not in LEADING_COLUMNS)
 KINDS = {k: field_kind(ModelSpec, k) for k in MODEL_COLUMNS}
 
 
 # ---- settings ---------------------------------------------------------------------------------------------
 
-BASIC_COLUMNS = ("name", "family", "skip", "depth", "alpha", "beta", "csp")  # what classroom mode shows
+BASIC_COLUMNS = ("name", "skip", "depth", "family")  # what classroom mode shows, and the ones below when used
+USED_COLUMNS = {"alpha": 1.0, "beta": 1.0, "csp": 0.0, "transfer": "none"}  # column: its value when unused
 
 
 def spec_rows(models) -> list[dict]:
@@ -117,8 +121,10 @@ def model_editor(preset: str, linked_models=None, simple: bool = False) -> list[
 
 
 def _basic_columns(rows: list[dict]) -> tuple[str, ...]:
-    """Classroom mode's columns, and Transfer too when a row uses it (else the rows would look the same)."""
-    return BASIC_COLUMNS + (("transfer",) if any(r.get("transfer") not in (None, "none") for r in rows) else ())
+    """Classroom mode's columns, and α, β, CSP γ and Transfer too when a row sets them (else the rows
+    would look the same): a column of 1.00s is one more thing to explain and none to see."""
+    return BASIC_COLUMNS + tuple(k for k, unused in USED_COLUMNS.items()
+                                 if any(_cell(r.get(k), KINDS[k]) not in (None, unused) for r in rows))
 
 
 def _follow_family_changes(key: str, rows: list[dict], preset: str, linked_models) -> None:
@@ -176,13 +182,18 @@ def train_settings(base: TrainSpec, simple: bool = False) -> tuple[TrainSpec | N
     side = st.sidebar
     side.subheader(t("lab.training"))
     max_steps = CLASSROOM_MAX_STEPS if simple else 5000
-    steps = min(base.steps, max_steps)  # classroom mode's cap is its rule (said in the help), not a link's fault
+    # Classroom mode's cap on a preset's steps is its rule (said in the help); a link's value it cuts is named.
+    preset = any(base == p.train for p in PRESETS.values())
+    steps = min(base.steps, max_steps) if simple and preset else base.steps
     kw = dict(steps=_number(side, "set.steps", 10, max_steps, steps, 10,
                             help=t("set.steps_help") + (" " + t("classroom.steps_note", n=max_steps) if simple else "")))
     if not simple:
+        batch = _nearest(base.batch_size, BATCH_SIZES)
+        if batch != base.batch_size:
+            _clamped(side, t("lab.value_snapped", name=t("set.batch_size"), value=base.batch_size,
+                             choices=", ".join(map(str, BATCH_SIZES)), used=batch))
         kw.update(
-            batch_size=side.select_slider(t("set.batch_size"), BATCH_SIZES, _nearest(base.batch_size, BATCH_SIZES),
-                                          help=t("set.batch_size_help")),
+            batch_size=side.select_slider(t("set.batch_size"), BATCH_SIZES, batch, help=t("set.batch_size_help")),
             optimizer=side.selectbox(t("set.optimizer"), ["sgd", "adam"], ["sgd", "adam"].index(base.optimizer),
                                      format_func=lambda o: t(f"set.optimizer.{o}")))
     kw["lr"] = _number(side, "set.lr", 0.0001, 10.0, base.lr, 0.01, format="%.4f", help=t("set.lr_help"))
@@ -230,11 +241,19 @@ def transfer_lender(holder):
 def _number(where, key: str, lo, hi, value, step, **kw):
     """A number input that starts at `value` (the preset's or a link's). A link may carry a value the spec
     accepts but this input does not (?steps=6: the spec takes 1-100000, the input 10-5000), which Streamlit
-    refuses with an exception: it starts at the nearest end instead, and says so above the input."""
+    refuses with an exception: it starts at the nearest end instead, and says so above the input and where
+    the link's problems are."""
     used = min(max(value, lo), hi)
     if used != value:
-        where.warning(t("lab.value_clamped", name=t(key), value=value, lo=lo, hi=hi, used=used))
+        _clamped(where, t("lab.value_clamped", name=t(key), value=value, lo=lo, hi=hi, used=used))
     return where.number_input(t(key), lo, hi, used, step, **kw)
+
+
+def _clamped(where, note: str) -> None:
+    """A link's value this page cannot take as it is: said beside its input (in the sidebar, closed on a
+    phone) and, once, on the page with the link's other problems."""
+    where.warning(note)
+    link.note_once(note)
 
 
 def _nearest(value: int, choices) -> int:
@@ -491,7 +510,8 @@ def live_inside() -> None:
     from ..plots import run as plots  # plotly: only once there is something to draw
     _charts(job, snap, None)
     st.subheader(t("lab.summary"))
-    st.dataframe(plots.summary_rows(snap.models, t), hide_index=True, width="stretch")
+    digits = tested_digits(job)
+    summary_table(plots.summary_rows(snap.models, t, digits), plots.summary_help(t, digits))
 
 
 def _charts(job, snap, names: tuple | None, places=()) -> None:
@@ -511,6 +531,25 @@ def _charts(job, snap, names: tuple | None, places=()) -> None:
             where.caption(t(CAPTIONS[name]))
 
 
+def summary_table(rows: list[dict], helps: dict[str, str]) -> None:
+    """The summary, its model column pinned (on a phone the other columns scroll under it), each header
+    with a tooltip that says what its number means."""
+    model = t("table.model")
+    st.dataframe(rows, hide_index=True, width="stretch",
+                 column_config={k: st.column_config.Column(k, help=helps.get(k), pinned=k == model or None)
+                                for k in (rows[0] if rows else {})})
+
+
+def tested_digits(job) -> int | None:
+    """How many test digits the run's test accuracy is measured on (TrainSpec.eval_size, at most the test
+    set of its classes): the summary says so, and the Errors page counts all of them."""
+    from ..data.arrays import digits
+    try:
+        return min(job.train.eval_size, len(digits(job.dataset, job.train.class_list).test_labels))
+    except LabError:  # a reopened run of a dataset this server lacks: the header goes without the count
+        return None
+
+
 @st.cache_resource(max_entries=64, show_spinner=False)
 def _figures(job_uid: int, step: int, state: str, evaluations: int, language: str, log_y: bool, smoothing: float,
              curves: bool, _views) -> dict:
@@ -526,10 +565,12 @@ def _figures(job_uid: int, step: int, state: str, evaluations: int, language: st
 
 
 def architecture(specs: list[ModelSpec]) -> None:
-    """The chosen model's diagram and, on request, beside it its layer table (like the papers' tables and
-    Keras's model.summary()): each stage's operation, output size, parameters and FLOPs. Both are drawn only
-    while the expander is open, the table only on its toggle: a class of 30 opening the page should not each
-    lay out a graph nobody opened (0.4 of a tab's 3 s of page work, tests/test_load.py)."""
+    """The chosen model's diagram and, on request, under it its layer table (like the papers' tables and
+    Keras's model.summary()): each stage's output size, operation (with its block count, ×3), parameters
+    and FLOPs, and the totals. Under, not beside: side by side, ResNet-50's diagram shrank to unreadable
+    text and the table lost its right-hand columns. Both are drawn only while the expander is open, the
+    table only on its toggle: a class of 30 opening the page should not each lay out a graph nobody opened
+    (0.4 of a tab's 3 s of page work, tests/test_load.py)."""
     box = st.expander(t("lab.architecture"), icon=":material/account_tree:", key="arch_open", on_change="rerun")
     if not box.open:
         return
@@ -540,14 +581,31 @@ def architecture(specs: list[ModelSpec]) -> None:
         show_table = st.toggle(t("lab.layer_table"), key="layer_table")
         # The cifar nets are drawn from their spec alone; the others from their layer table (torch, on meta).
         table = _layer_table(spec) if show_table or spec.family != "cifar" else None
-        left, right = st.columns([1, 2]) if show_table else (st.container(), None)
-        left.graphviz_chart(architecture_dot(spec, lang(), table), width="content")
-        if right is not None:
-            rows = [{t(f"summary.{k}"): (f"{r[k]:,}" if k == "params" else si(r[k]) if k == "flops" else r[k])
-                     for k in ("layer", "operation", "output", "params", "flops")} for r in records(table, lang())]
-            right.dataframe(rows, hide_index=True, width="stretch")
-            right.caption(t("lab.layer_table_note", params=f"{table.params:,}", flops=si(table.flops),
-                            macs=si(table.flops / 2)))
+        st.graphviz_chart(architecture_dot(spec, lang(), table), width="content")
+        if show_table:
+            layer_table_view(table)
+
+
+LAYER_COLUMNS = ("layer", "output", "operation", "params", "flops")  # the order of He et al.'s Table 1
+
+
+def layer_table_view(table) -> None:
+    """The layer table as a static table: every cell whole (the operation wraps, its ×N in view), the
+    totals as its last row; on a phone it scrolls sideways."""
+    import pandas as pd
+    cell = {"params": lambda v: f"{v:,}", "flops": si, "operation": _bold_count}
+    rows = [{t(f"summary.{k}"): cell.get(k, str)(r[k]) for k in LAYER_COLUMNS} for r in records(table, lang())]
+    rows[-1] = {k: f"**{v}**" if v else v for k, v in rows[-1].items()}  # the totals
+    numbers = [t("summary.params"), t("summary.flops")]
+    frame = pd.DataFrame(rows).style.set_properties(subset=numbers, **{"text-align": "right"})
+    st.table(frame.set_properties(subset=[t("summary.layer"), t("summary.output")], **{"white-space": "nowrap"}),
+             hide_index=True)
+    st.caption(t("lab.layer_table_note", params=f"{table.params:,}", flops=si(table.flops), macs=si(table.flops / 2)))
+
+
+def _bold_count(operation: str) -> str:
+    """'bottleneck [...] ×3' with its block count in bold: what a teacher points at."""
+    return re.sub(r" ×(\d+)$", r" **×\1**", operation)
 
 
 def _layer_table(spec: ModelSpec):

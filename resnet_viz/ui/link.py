@@ -54,9 +54,22 @@ def classroom_toggle() -> None:
 
 
 def show_problems() -> None:
-    """The link's bad parameters, once, where the settings they meant to change are."""
+    """The link's bad parameters, once, where the settings they meant to change are; and a place for the
+    notes of the values the page had to change (note_once), which the settings below it write."""
     for problem in st.session_state.pop("_link_problems", []):
         st.warning(problem.text(st.session_state.get("lang", "en")), icon=":material/link_off:")
+    st.session_state["_link_notes"] = st.container()
+
+
+def note_once(text: str) -> None:
+    """A value from the link that the page cannot take as it is (steps=50000 where the input stops at 5000):
+    said once per session where the link's problems are (in the main column, seen on a phone too)."""
+    noted = st.session_state.setdefault("_link_noted", set())
+    if text in noted:
+        return
+    noted.add(text)
+    box = st.session_state.get("_link_notes")
+    (box if box is not None else st).warning(text, icon=":material/link_off:")
 
 
 def write(preset: str, train, models, dataset: str = "mnist-5k") -> str:
@@ -70,7 +83,8 @@ def write(preset: str, train, models, dataset: str = "mnist-5k") -> str:
 def follow_box() -> None:
     """The sidebar's box for a teacher's code: typing one follows that run, clearing it stops."""
     version = st.session_state.get("_follow_box", 0)
-    code = st.sidebar.text_input(t("follow.box"), value=following() or "", max_chars=8, placeholder="K7QM",
+    code = st.sidebar.text_input(t("follow.box"), value=following() or "", max_chars=8,
+                                 placeholder=t("follow.box_placeholder"),
                                  help=t("follow.box_help"), key=f"follow_box_{version}")
     code = normal_code(code)
     if code != (following() or ""):
