@@ -2,7 +2,9 @@
 
 On a session's first run the URL's settings (share.from_params) are read into the session: the language and
 classroom mode at once, the Lab settings when the Lab draws. From then on the Lab writes its current settings
-back into the URL, so the address bar is always a link to what is on screen.
+back into the URL, so the address bar is always a link to what is on screen; while the session holds a run,
+the address also names it (?run=CODE), so a reload, or the address opened on another device, finds the run
+again (session.reconnect). The Share menu's link carries the settings only.
 """
 import os
 from urllib.parse import urlencode
@@ -12,7 +14,7 @@ import streamlit as st
 from ..data.datasets import DATASETS
 from ..share import Shared, from_params, to_params
 from ..training.sharing import normal_code
-from .session import follow, following
+from .session import follow, following, reconnect, run_code
 from .text import t
 
 CLASSROOM_ENV = "RESNET_LAB_CLASSROOM"  # "1": every session is in classroom mode, and cannot leave it
@@ -32,6 +34,8 @@ def read_once() -> None:
         st.session_state["classroom"] = shared.classroom
     if st.query_params.get("follow"):
         follow(normal_code(st.query_params.get("follow"))[:16])
+    elif st.query_params.get("run"):
+        reconnect(st.query_params.get("run"))
 
 
 def shared() -> Shared:
@@ -62,7 +66,9 @@ def show_problems() -> None:
 def write(preset: str, train, models, dataset: str = "mnist-5k") -> str:
     """Put the current settings into the address bar; returns the full link."""
     params = to_params(preset, train, models, st.session_state.get("lang", "en"), classroom(), dataset)
-    st.query_params.from_dict(params)  # replaces the URL in place: no rerun, no new history entry
+    code = run_code()
+    # replaces the URL in place: no rerun, no new history entry
+    st.query_params.from_dict(params | ({"run": code} if code else {}))
     base = (st.context.url or "").rstrip("/")
     return f"{base}/?{urlencode(params, doseq=True, safe=':,')}"
 
