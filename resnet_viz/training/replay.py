@@ -74,6 +74,11 @@ class Replay:
         return self._speed
 
     @property
+    def end_step(self) -> int:
+        """The step the run ended at (where the replay ends)."""
+        return self._final.step
+
+    @property
     def length(self) -> float:
         """The replay's length in the run's seconds."""
         return float(self._ends[-1]) if self._ends.size else 0.0

@@ -18,7 +18,8 @@ one run trains and the others watch it, instead of 25 identical copies queueing 
                               app with it watches whatever run that slot holds, read-only
 
 Finished runs stay in a least-recently-used cache of RESNET_LAB_RUN_CACHE runs (default 8), so a student
-who presses Train after the first one finished sees the whole run at once. No torch here: the UI imports it.
+who presses Train after the first one finished watches it replayed (training/replay.py) rather than trained
+again. No torch here: the UI imports it.
 """
 import hashlib
 import json

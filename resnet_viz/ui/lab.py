@@ -314,7 +314,7 @@ def sharing_note(holder, job, snap) -> None:
     """Where the shown run came from (reconnected, replayed, joined), and the way to a run of one's own."""
     reconnect_note(job)
     if snap is not None and snap.replay:
-        replay_note(job, snap, lambda: start_run(holder, list(job.models), job.train, job.dataset, fresh=True))
+        replay_note(holder, job, snap, lambda: start_run(holder, list(job.models), job.train, job.dataset, fresh=True))
         return
     if job is not None and st.session_state.get("_joined") == id(job):
         key = "sharing.watching_done" if snap.finished else "sharing.watching"

@@ -22,14 +22,25 @@ def start_replay(holder, source, origin: str) -> None:
     st.session_state["_joined"] = None
 
 
-def replay_note(job, snap, train_live) -> None:
+def replay_note(holder, job, snap, train_live) -> None:
     """What a replay is, while it plays and after: its speed, Skip to the end, and a run that trains."""
     origin = st.session_state.get("_replay_origin", (None, "run"))
     origin = origin[1] if origin[0] == id(job) else "run"
-    key = f"replay.{origin}" if not snap.finished else "replay.ended"
-    st.info(t(key, steps=snap.steps), icon=":material/replay:")
-    c_speed, c_skip, c_live = st.columns([2, 2, 2], vertical_alignment="bottom")
-    if not snap.finished:
+    if snap.finished:
+        cut = snap.step < job.end_step  # Stop was pressed: the rest of the run is a click away
+        st.info(t("replay.stopped" if cut else "replay.ended", step=snap.step, steps=snap.steps, end=job.end_step),
+                icon=":material/replay:")
+        c_again, c_skip, c_live = st.columns(3)
+        if c_again.button(t("replay.again"), icon=":material/replay:", width="stretch", help=t("replay.again_help")):
+            start_replay(holder, job.source, origin)
+            st.rerun()
+        if cut and c_skip.button(t("replay.skip"), icon=":material/skip_next:", width="stretch",
+                                 help=t("replay.skip_help")):
+            job.skip_to_end()
+            st.rerun()
+    else:
+        st.info(t(f"replay.note_{origin}", steps=snap.steps), icon=":material/replay:")
+        c_speed, c_skip, c_live = st.columns(3, vertical_alignment="bottom")
         speed = c_speed.segmented_control(t("replay.speed"), SPEEDS, default=int(job.speed),
                                           format_func=lambda s: f"{s}×", key=f"replay_speed_{job.uid}",
                                           help=t("replay.speed_help"))
