@@ -7,6 +7,7 @@ the address also names it (?run=CODE), so a reload, or the address opened on ano
 again (session.reconnect). The Share menu's link carries the settings only.
 """
 import os
+from dataclasses import replace
 from urllib.parse import urlencode
 
 import streamlit as st
@@ -35,7 +36,18 @@ def read_once() -> None:
     if st.query_params.get("follow"):
         follow(normal_code(st.query_params.get("follow"))[:16])
     elif st.query_params.get("run"):
-        reconnect(st.query_params.get("run"))
+        job = reconnect(st.query_params.get("run"))
+        if job is not None:  # the Lab's settings are the run's (an address from another page has none)
+            st.session_state["_link"] = replace(shared, train=job.train, models=tuple(job.models),
+                                                dataset=job.dataset)
+
+
+def keep_run() -> None:
+    """On every page, the address names the session's run (a page switch empties it): a reload on the Draw
+    page finds the run as one on the Lab does. The Lab then writes its settings beside it (`write`)."""
+    code = run_code() if not following() else None
+    if code and st.query_params.get("run") != code:
+        st.query_params["run"] = code
 
 
 def shared() -> Shared:

@@ -95,20 +95,21 @@ def run_code() -> str | None:
     return RUNS.run_code(job) if job is not None else None
 
 
-def reconnect(code: str) -> None:
-    """A session opened with a run's code (a reload, the address on another device): it watches that run,
-    as a shared one, and the Lab says so (ui/replay.py); an unknown code is said too."""
+def reconnect(code: str):
+    """A session opened with a run's code (a reload, the address on another device) watches that run, as a
+    shared one, and the Lab says so (ui/replay.py); an unknown code is said too. Returns the run, or None."""
     code = "".join(c for c in normal_code(code) if c in CODE_ALPHABET)[:8]  # shown in the note: nothing else
     if not code:
-        return
+        return None
     job = RUNS.run_by_code(code)
     if job is None:
         st.session_state["_reconnected"] = (None, code, 0, 0, None)
-        return
+        return None
     job.touch()
     job_holder().replace(job)
     snap = job.snapshot()
     st.session_state["_reconnected"] = (id(job), code, snap.step, snap.steps, snap.state if snap.finished else None)
+    return job
 
 
 def task_holder(kind: str) -> JobHolder:
