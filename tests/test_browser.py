@@ -15,9 +15,12 @@ from speed import hang_ms, hang_s
 pytestmark = pytest.mark.browser
 
 
+GRACE_S = 3  # how long a closed tab's run trains on, for a reload to find it (the default 60 s, shortened)
+
+
 @pytest.fixture(scope="module")
 def server():
-    with running_app() as url:
+    with running_app(env={"RESNET_LAB_GRACE_S": str(GRACE_S)}) as url:
         yield url
 
 
@@ -99,7 +102,7 @@ def test_closing_the_tab_stops_its_run_and_frees_the_trainer(browser, server):
     first.wait_for_selector(IDLE, timeout=hang_ms(60))
     train(first, 5000)
     first.wait_for_function("() => /Training · step [1-9]/.test(document.body.innerText)", timeout=hang_ms(60))
-    first.context.close()  # the student closes the tab mid-run
+    first.context.close()  # the student closes the tab mid-run: the run stops once its grace is over
     second = browser.new_context().new_page()
     second.goto(server + "/?model=depth:8")  # one small net: this run only has to get the trainer
     second.wait_for_selector(IDLE, timeout=hang_ms(60))

@@ -253,6 +253,13 @@ class Snapshot:
     pretrain_total: int = 0
     cluster: bool = False  # trained on a Ray cluster: queue_position is in this server's line for it
     stopping: bool = False  # Stop was pressed; the workers end at the next step boundary
+    replay: float = 0.0  # a finished run played back (training/replay.py) at this speed; 0: a run itself
+    weights_step: int = -1  # the step the job's weights are at, when not `step` (a replay's: the run's end)
+
+    @property
+    def weights_at(self) -> int:
+        """The step the job's nets hold the weights of (what Draw and Errors classify with)."""
+        return self.weights_step if self.weights_step >= 0 else self.step
 
     @property
     def pretraining(self) -> bool:

@@ -105,7 +105,8 @@ def predictions() -> None:
     colours = plots.colours([v.spec for v in snap.models])
     st.plotly_chart(inside_plots.probability_figure(names, probs, t, data.class_names(lang()), colours),
                     key="prob_chart", config={"displaylogo": False, "staticPlot": True})
-    st.caption(t("draw.weights_at", step=snap.step, steps=snap.steps) if snap.step else t("draw.untrained"))
+    key = "draw.weights_replay" if snap.replay else "draw.weights_at"
+    st.caption(t(key, step=snap.weights_at, steps=snap.steps) if snap.weights_at else t("draw.untrained"))
     rerun_when_finished(job, "_draw_busy")
 
 

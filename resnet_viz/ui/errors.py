@@ -40,13 +40,14 @@ def page() -> None:
     job.touch()
     # The evaluation stays at the step it was made until the user asks for the newer weights.
     owner, shown = st.session_state.get("_errors_step", (None, 0))
-    if owner != id(job) or not 0 < shown <= snap.step:
-        shown = snap.step
-    if shown != snap.step:
+    now = snap.weights_at  # a replay's nets hold the weights of its run's end
+    if owner != id(job) or not 0 < shown <= now:
+        shown = now
+    if shown != now:
         c1, c2 = st.columns([3, 1], vertical_alignment="center")
-        c1.caption(t("errors.stale", step=shown, now=snap.step))
+        c1.caption(t("errors.stale", step=shown, now=now))
         if c2.button(t("errors.refresh"), icon=":material/refresh:", width="stretch"):
-            shown = snap.step
+            shown = now
     st.session_state["_errors_step"] = (id(job), shown)
     try:
         results = evaluated(job, shown)

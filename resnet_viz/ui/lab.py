@@ -43,14 +43,15 @@ from ..training.sharing import RUNS, run_key
 from . import link
 from .dataset import dataset_picker
 from .link import CLASSROOM_MAX_STEPS
+from .replay import reconnect_note, replay_button, replay_note, start_replay
 from .saving import save_and_share
 from .session import (
     CHART_STEPS_KNOWN,
-    HEARTBEAT_TIMEOUT,
     chart_interval,
     chart_pace,
     followed_slot,
     following,
+    heartbeat_timeout,
     job_holder,
     status_interval,
     viewed_job,
@@ -362,32 +363,46 @@ def duration(seconds: float) -> str:
     return t("time.min", m=round(seconds / 60))
 
 
-def start_run(holder, specs, train, dataset: str, lender=None, private: bool = False) -> None:
-    """Train these models, or join the run with identical settings that this server already has (queued,
-    training or done): one run for a class pressing Train on the same preset. A run that starts from this
-    session's weights (transfer from the run) is always its own."""
+def start_run(holder, specs, train, dataset: str, lender=None, private: bool = False, fresh: bool = False) -> None:
+    """Train these models, or join the run with identical settings that this server already has (queued or
+    training): one run for a class pressing Train on the same preset. One it has already trained is replayed
+    (a rehearsed lesson still unfolds in class), unless `fresh`: then a new run trains and takes its place.
+    A `private` run, or one that starts from this session's weights (transfer from the run), is its own."""
     from ..training.engine import Job
     try:
         key = None if private or lender is not None else run_key(specs, train, dataset)
 
         def new_job():
-            return Job(specs, train, dataset=dataset, heartbeat_timeout=HEARTBEAT_TIMEOUT,
+            return Job(specs, train, dataset=dataset, heartbeat_timeout=heartbeat_timeout(),
                        start_from=lender, viewer_here=viewer_here()).start()
-        job, joined = RUNS.find_or_start(key, new_job, holder) if key else (new_job(), False)
+        if key and fresh:
+            job, joined = new_job(), False
+            RUNS.add(key, job, holder)
+        else:
+            job, joined = RUNS.find_or_start(key, new_job, holder) if key else (new_job(), False)
     except LabError as e:  # too big for the server, a GPU it lacks, a damaged dataset: say so, keep the run
         st.error(e.text(lang()))
         return
-    holder.replace(job)
-    st.session_state["_joined"] = id(job) if joined else None
+    if joined and job.snapshot().finished:
+        start_replay(holder, job, "cached")
+    else:
+        holder.replace(job)
+        st.session_state["_joined"] = id(job) if joined else None
     st.rerun()
 
 
 def sharing_note(holder, job, snap) -> None:
-    """This session joined a run another one started: say so, and offer a private copy."""
-    key = "sharing.watching_done" if snap.finished else "sharing.watching"
-    st.info(t(key, n=RUNS.watchers(job)), icon=":material/groups:")
-    if st.button(t("sharing.private"), icon=":material/content_copy:", help=t("sharing.private_help")):
-        start_run(holder, list(job.models), job.train, job.dataset, private=True)
+    """Where the shown run came from (reconnected, replayed, joined), and the way to a run of one's own."""
+    reconnect_note(job)
+    if snap is not None and snap.replay:
+        replay_note(holder, job, snap, lambda: start_run(holder, list(job.models), job.train, job.dataset, fresh=True))
+        return
+    if job is not None and st.session_state.get("_joined") == id(job):
+        key = "sharing.watching_done" if snap.finished else "sharing.watching"
+        st.info(t(key, n=RUNS.watchers(job)), icon=":material/groups:")
+        if st.button(t("sharing.private"), icon=":material/content_copy:", help=t("sharing.private_help")):
+            start_run(holder, list(job.models), job.train, job.dataset, private=True)
+    replay_button(holder, job, snap)
 
 
 def status_line(snap, dataset: str = "mnist-5k") -> None:
@@ -403,7 +418,9 @@ def status_line(snap, dataset: str = "mnist-5k") -> None:
             "status.pretraining", done=snap.pretrained, total=snap.pretrain_total, steps=snap.steps,
             classes=snap.train.pretrain_classes or "0-9", dataset=t(f"dataset.{snap.train.pretrain_dataset or dataset}")))
         return
-    label = t("status.stopping") if snap.stopping else t(f"status.{snap.state}")
+    replaying = snap.replay and snap.state == "running"
+    label = t("status.stopping") if snap.stopping else \
+        t("status.replay", speed=f"{snap.replay:g}") if replaying else t(f"status.{snap.state}")
     rate = snap.step / snap.elapsed if snap.elapsed > 0 else 0.0
     st.progress(min(1.0, snap.step / snap.steps),
                 text=t("status.progress", state=label, step=snap.step, steps=snap.steps, seconds=snap.elapsed,
@@ -743,12 +760,13 @@ def page() -> None:
         save_and_share(holder, share_url)
     with top:
         controls(holder, specs, train, problems, dataset, lender if lent else None)
+        if fresh:
+            sharing_note(holder, holder.job, snap)  # a code no longer on the server, the reference run's replay
         snap = holder.job.snapshot() if holder.job else None
         live_view(holder.job, snap)
     if not fresh:
         with notes:
-            if st.session_state.get("_joined") == id(holder.job):
-                sharing_note(holder, holder.job, snap)
+            sharing_note(holder, holder.job, snap)  # under the curves: they stay in a projector's first screen
             if _published(holder):
                 st.caption(t("follow.link", url=link.follow_url(_published(holder))))
             chart_options()

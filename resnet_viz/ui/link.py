@@ -2,9 +2,12 @@
 
 On a session's first run the URL's settings (share.from_params) are read into the session: the language and
 classroom mode at once, the Lab settings when the Lab draws. From then on the Lab writes its current settings
-back into the URL, so the address bar is always a link to what is on screen.
+back into the URL, so the address bar is always a link to what is on screen; while the session holds a run,
+the address also names it (?run=CODE), so a reload, or the address opened on another device, finds the run
+again (session.reconnect). The Share menu's link carries the settings only.
 """
 import os
+from dataclasses import replace
 from urllib.parse import urlencode
 
 import streamlit as st
@@ -12,7 +15,7 @@ import streamlit as st
 from ..data.datasets import DATASETS
 from ..share import Shared, from_params, to_params
 from ..training.sharing import normal_code
-from .session import follow, following
+from .session import follow, following, reconnect, run_code
 from .text import t
 
 CLASSROOM_ENV = "RESNET_LAB_CLASSROOM"  # "1": every session is in classroom mode, and cannot leave it
@@ -32,6 +35,19 @@ def read_once() -> None:
         st.session_state["classroom"] = shared.classroom
     if st.query_params.get("follow"):
         follow(normal_code(st.query_params.get("follow"))[:16])
+    elif st.query_params.get("run"):
+        job = reconnect(st.query_params.get("run"))
+        if job is not None:  # the Lab's settings are the run's (an address from another page has none)
+            st.session_state["_link"] = replace(shared, train=job.train, models=tuple(job.models),
+                                                dataset=job.dataset)
+
+
+def keep_run() -> None:
+    """On every page, the address names the session's run (a page switch empties it): a reload on the Draw
+    page finds the run as one on the Lab does. The Lab then writes its settings beside it (`write`)."""
+    code = run_code() if not following() else None
+    if code and st.query_params.get("run") != code:
+        st.query_params["run"] = code
 
 
 def shared() -> Shared:
@@ -75,7 +91,9 @@ def note_once(text: str) -> None:
 def write(preset: str, train, models, dataset: str = "mnist-5k") -> str:
     """Put the current settings into the address bar; returns the full link."""
     params = to_params(preset, train, models, st.session_state.get("lang", "en"), classroom(), dataset)
-    st.query_params.from_dict(params)  # replaces the URL in place: no rerun, no new history entry
+    code = run_code()
+    # replaces the URL in place: no rerun, no new history entry
+    st.query_params.from_dict(params | ({"run": code} if code else {}))
     base = (st.context.url or "").rstrip("/")
     return f"{base}/?{urlencode(params, doseq=True, safe=':,')}"
 
