@@ -151,7 +151,7 @@ def test_chinese_switch_translates_the_page_and_shows_no_raw_keys():
     assert "ResNet 实验室" in at.title[0].value
     assert at.selectbox(key="preset_zh").value == "degradation"
     assert "退化问题" in at.selectbox(key="preset_zh").options[0]
-    assert [b.label for b in at.button] == ["训练", "暂停", "单步", "停止", "回放参考训练", "展示给全班"]
+    assert [b.label for b in at.button] == ["训练", "暂停", "单步", "停止", "展示给全班", "回放参考训练"]
     keys = set(json.loads((Path(APP).parent / "resnet_viz/locales/en.json").read_text()))
     shown = [e.value for e in at.markdown] + [e.value for e in at.info] + [e.label for e in at.number_input]
     assert not [s for s in shown if s in keys], "a raw catalogue key reached the page"

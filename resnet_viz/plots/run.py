@@ -448,7 +448,7 @@ def summary_rows(views: Sequence[ModelView], t: Text, test_digits: int | None = 
 
 def summary_help(t: Text, test_digits: int | None = None) -> dict[str, str]:
     """Each summary column's header -> its tooltip: what the number means, in plain words."""
-    keys = ("model", "skip", "params", "mflops", "loss", "train_acc", "speed", "csp", "grad_ratio")
+    keys = ("model", "skip", "depth", "params", "mflops", "loss", "train_acc", "speed", "csp", "grad_ratio")
     out = {t(f"table.{k}"): t(f"table.{k}_help") for k in keys}
     out[t("table.test_acc_n", n=test_digits) if test_digits else t("table.test_acc")] = t("table.test_acc_help")
     return out
