@@ -11,4 +11,5 @@ link.read_once()  # a share link's language and classroom mode, before anything 
 language_picker()
 link.classroom_toggle()
 link.follow_box()
+link.keep_run()  # a reload on any page finds the session's run
 st.navigation(pages()).run()

@@ -5,6 +5,7 @@ them at once (a teacher with no time to wait still has the picture); "Recompute 
     python assets/make_reference.py --skip-sweep
     python assets/make_reference.py --only-lessons   # about 5 minutes
     python assets/make_reference.py --only-models    # about 2 minutes
+    python assets/make_reference.py --only-landscape # the models, then landscape.json alone
 
 Writes sweep.csv (depth sweep), lesion.csv, landscape.json (2-D slices and 1-D interpolations) and
 shattered.json (gradient correlations at initialisation and after training), from the degradation preset's
@@ -63,7 +64,8 @@ def write_lesion(job, d) -> None:
 
 
 def write_landscape(job) -> None:
-    out = {"resolution": 11, "span": 1.0, "images": E.LANDSCAPE_IMAGES, "steps": REFERENCE_STEPS,
+    out = {"resolution": E.LANDSCAPE_RESOLUTION, "span": E.LANDSCAPE_SPAN, "images": E.LANDSCAPE_IMAGES,
+           "steps": REFERENCE_STEPS,
            "slices": {}, "interpolation": {}}
     starts = E.initial_nets(job.models, job.train.seed)
     for spec, net, start in zip(job.models, job.nets, starts):
@@ -112,6 +114,8 @@ def main() -> None:
     parser.add_argument("--skip-sweep", action="store_true")
     parser.add_argument("--only-lessons", action="store_true", help="write lessons.json only")
     parser.add_argument("--only-models", action="store_true", help="write models.zip only")
+    parser.add_argument("--only-landscape", action="store_true",
+                        help="write landscape.json only (its grid: LANDSCAPE_RESOLUTION and LANDSCAPE_SPAN)")
     args = parser.parse_args()
     OUT.mkdir(exist_ok=True)
     if args.only_lessons:
@@ -120,6 +124,8 @@ def main() -> None:
     t0 = time.perf_counter()
     job = trained_models()
     print(f"trained the four models in {time.perf_counter() - t0:.0f} s", flush=True)
+    if args.only_landscape:
+        return write_landscape(job)
     write_models(job)
     if args.only_models:
         return

@@ -263,6 +263,37 @@ def settle(pid: int, quiet_s: int = 4, limit_s: float = 40) -> None:
 
 
 PROGRESS = re.compile(r"step (\d+)/(\d+) · (\d+) s")
+# The last step the page's training-loss chart has drawn. Plotly 6 sends numbers as base64 typed arrays, so
+# the drawn points are read from the graph's _fullData, not from its data.
+DRAWN_STEP_JS = """() => { const g = document.querySelector('.js-plotly-plot'); const d = g && g._fullData;
+  let last = 0; if (d) for (const t of d) { const x = t.x; if (x && x.length) last = Math.max(last, x[x.length - 1]); }
+  return last; }"""
+
+
+class ChartLag:
+    """How far the loss chart trails the status line, sampled while a run trains: in steps (status step minus
+    the last step drawn) and in seconds (since the status line first showed the step after the last drawn)."""
+
+    def __init__(self):
+        self.seen: dict[int, float] = {}  # step -> when the status line first showed it
+        self.steps: list[int] = []
+        self.seconds: list[float] = []
+
+    def sample(self, at: float, status_step: int, drawn_step: int) -> None:
+        self.seen.setdefault(status_step, at)
+        if status_step == 0 or drawn_step == 0:  # before the first step, nothing to draw yet
+            return
+        behind = max(0, status_step - int(drawn_step))
+        stale_since = min((t for s, t in self.seen.items() if s > drawn_step), default=at)
+        self.steps.append(behind)
+        self.seconds.append(at - stale_since if behind else 0.0)
+
+    def figures(self) -> dict:
+        if not self.steps:
+            return {}
+        return {"median_steps": float(np.median(self.steps)), "worst_steps": max(self.steps),
+                "median_s": round(float(np.median(self.seconds)), 1), "worst_s": round(max(self.seconds), 1),
+                "samples": len(self.steps)}
 
 
 def browser_run(lesson_at: int, env: dict[str, str], query: str = "", chromium: str = "/usr/bin/chromium",
@@ -289,9 +320,12 @@ def browser_run(lesson_at: int, env: dict[str, str], query: str = "", chromium: 
                 t0 = time.perf_counter()
                 train.click()
                 lesson_s, page_s = float("nan"), float("nan")
+                lag = ChartLag()
                 while True:
                     text = page.evaluate("document.querySelector('[data-testid=stProgress]')?.innerText || ''")
                     m = PROGRESS.search(text)
+                    if m and not text.startswith("Done"):
+                        lag.sample(time.perf_counter() - t0, int(m.group(1)), page.evaluate(DRAWN_STEP_JS))
                     if m and int(m.group(1)) >= lesson_at > 0 and lesson_s != lesson_s:
                         lesson_s = time.perf_counter() - t0
                     if m and m.group(1) == m.group(2) and text.startswith("Done"):
@@ -305,7 +339,7 @@ def browser_run(lesson_at: int, env: dict[str, str], query: str = "", chromium: 
         finally:
             browser.close()
     return {"wall_s": wall, "page_s": page_s, "lesson_s": lesson_s,
-            "cpu_s": {k: round(cpu1[k] - cpu0[k], 1) for k in cpu0}}
+            "cpu_s": {k: round(cpu1[k] - cpu0[k], 1) for k in cpu0}, "chart_lag": lag.figures()}
 
 
 def headless_run(workers: bool = False) -> tuple[float, int]:
@@ -352,7 +386,7 @@ def browser_bench() -> dict:
         out |= {f"{key}_s": round(shown["wall_s"], 1), f"{key}_overhead": round(shown["wall_s"] / headless_s, 2),
                 f"{key}_over_workers": round(shown["wall_s"] / workers_s, 2),
                 f"{key}_page_s": shown["page_s"], f"{key}_degradation_seconds": round(shown["lesson_s"], 1),
-                f"{key}_cpu_s": shown["cpu_s"]}
+                f"{key}_cpu_s": shown["cpu_s"], f"{key}_chart_lag": shown["chart_lag"]}
     return out
 
 

@@ -475,6 +475,30 @@ def check_models(models) -> tuple[ModelSpec, ...]:
     return models
 
 
+def name_apart(models) -> tuple[ModelSpec, ...]:
+    """The same models, a name used before getting -2, -3, ... (a student who adds four res-110 rows should not
+    have to invent names: the names label every chart)."""
+    named, taken = [], set()
+    for m in models:
+        name, n = m.name, 1
+        while name in taken:
+            n += 1
+            suffix = f"-{n}"
+            name = m.name[:MAX_NAME - len(suffix)] + suffix
+        taken.add(name)
+        named.append(m if name == m.name else replace(m, name=name))
+    return tuple(named)
+
+
+def twins(models) -> list[list[str]]:
+    """Names of models that are the same network (all but the name): they train identically, on the same
+    batches from the same seed, so their curves lie on top of each other."""
+    groups: dict[ModelSpec, list[str]] = {}
+    for m in models:
+        groups.setdefault(replace(m, name=""), []).append(m.name)
+    return [names for names in groups.values() if len(names) > 1]
+
+
 def check_run(models, train: TrainSpec, sourced=()) -> tuple[ModelSpec, ...]:
     """check_models, and a transfer model needs weights to start from: a trained net of its architecture
     (the indices in `sourced`, see sources) or the run's pretraining step."""

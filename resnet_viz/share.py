@@ -4,7 +4,9 @@
 
 Only what differs from the preset is written. Reading trusts nothing: a link may have been typed, truncated
 or made to break the app. Every value is checked by the same specs the UI uses; what is wrong is dropped
-with a message that says which parameter and why, and the rest still applies.
+with a message that says which parameter and why, and the rest still applies. Nothing is dropped unsaid: a
+setting given twice with different values names the one it keeps (the Lab names the values its inputs
+cannot take, ?steps=50000 where its input stops at 5000, where it shows them).
 """
 from dataclasses import asdict, dataclass, field, fields, replace
 from urllib.parse import quote, unquote
@@ -86,6 +88,9 @@ def from_params(params, datasets=("mnist-5k",)) -> Shared:
     def get(key: str) -> str | None:
         values = params.get(key)
         if isinstance(values, (list, tuple)):
+            if len({v.strip() if isinstance(v, str) else v for v in values}) > 1:  # the last one applies: say so
+                problems.append(LabError("error.url_repeated", param=key, used=_shown(str(values[-1])),
+                                         values=", ".join(_shown(str(v)) for v in values[:4])))
             values = values[-1] if values else None
         if values is None:
             return None

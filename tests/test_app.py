@@ -8,6 +8,8 @@ import pytest
 from speed import hang_s
 from streamlit.testing.v1 import AppTest
 
+from resnet_viz.config import PRESETS
+
 APP = str(Path(__file__).resolve().parent.parent / "streamlit_app.py")
 TIMEOUT = hang_s(60)  # AppTest's default 3 s is shorter than importing torch
 
@@ -21,6 +23,15 @@ def new_app() -> AppTest:
 
 def button(at, label):
     return next(b for b in at.button if b.label == label)
+
+
+def press_train(at) -> None:
+    """Train, and for a run estimated at several minutes (a test that stops it early) "Train anyway"."""
+    button(at, "Train").click()
+    at.run()
+    if any(b.label == "Train anyway" for b in at.button):
+        button(at, "Train anyway").click()
+        at.run()
 
 
 def run_until(at, predicate, seconds=60.0):
@@ -62,8 +73,8 @@ def test_train_updates_charts_then_finishes():
     assert names == ["plain-20", "res-20", "plain-56", "res-56"]
     run_until(at, lambda a: not button(a, "Train").disabled)
     rows = summary(at)
-    assert all(r["Status"] == "ok" for r in rows)
-    assert all(r["Test acc"].endswith("%") for r in rows)  # evaluated at the last step
+    assert "Status" not in rows[0], "a status column only once a model diverged"
+    assert all(r["Test acc (500 digits)"].endswith("%") for r in rows)  # evaluated at the last step
     charts = [c.key for c in at.get("plotly_chart")]
     assert charts == ["loss_chart", "acc_chart", "grad_chart", "grad_ratio_chart", "ratio_chart"]  # no learnable α/β
     assert_live_fragments_end_their_blocks(at)
@@ -77,25 +88,41 @@ def paths(node, kind: str, at=()) -> list[tuple]:
     return [p for i in sorted(kids) for p in paths(kids[i], kind, (*at, i))]
 
 
+def node(root, path):
+    for i in path:
+        root = root.children[i]
+    return root
+
+
+def kinds(node) -> set[str]:
+    """The kinds of element anywhere below `node`."""
+    kids = getattr(node, "children", None) or {}
+    return {getattr(node, "type", "")} | {k for i in kids for k in kinds(kids[i])}
+
+
 def assert_live_fragments_end_their_blocks(at):
-    """Each polling fragment is the last element of a block the full run draws (lab.live_status_view says
-    why: a late clean-up in the browser can remove a fragment's block, and only a last element puts itself
-    back without Streamlit's frontend throwing): the status line ends the settings' container, the charts end
-    the page."""
-    main = at.main.children
-    settings, page_end = sorted(main)[1], max(main)
+    """Each polling fragment is the only element of a container of its own (lab.live_view says why: a late
+    clean-up in the browser can remove a fragment's block, and only a last element puts itself back without
+    Streamlit's frontend throwing): the status line with the loss and accuracy curves, then the other charts."""
     status = paths(at.main, "progress")
-    assert status and status[0][:1] == (settings,), status
-    assert status[0][1] == max(main[settings].children), "the status line must end the settings' container"
-    charts = paths(at.main, "plotly_chart")
-    assert charts and all(c[0] == page_end for c in charts), (charts, page_end)
+    assert len(status) == 1, status
+    block = status[0][:-1]
+    assert status[0][-1] == min(node(at.main, block).children), "the status line opens its fragment's block"
+    curves = [p for p in paths(at.main, "plotly_chart") if p[:len(block)] == block]
+    others = [p for p in paths(at.main, "plotly_chart") if p[:len(block)] != block]
+    assert len(curves) == 2 and others, (curves, others)
+    inside = others[0][:len(block)]
+    for where in (block, inside):
+        widgets = kinds(node(at.main, where)) & {"button", "selectbox", "slider", "checkbox", "toggle",
+                                                 "number_input", "text_input", "radio", "expander"}
+        assert not widgets, (where, widgets)
+    assert all(p[:len(block)] == inside for p in others), others
 
 
 def test_pause_step_and_stop_keep_the_results():
     at = new_app()
     at.number_input[0].set_value(2000)
-    button(at, "Train").click()
-    at.run()
+    press_train(at)
     run_until(at, lambda a: len(summary(a)) == 4)
     button(at, "Pause").click()
     at.run()
@@ -124,7 +151,7 @@ def test_chinese_switch_translates_the_page_and_shows_no_raw_keys():
     assert "ResNet 实验室" in at.title[0].value
     assert at.selectbox(key="preset_zh").value == "degradation"
     assert "退化问题" in at.selectbox(key="preset_zh").options[0]
-    assert [b.label for b in at.button] == ["训练", "暂停", "单步", "停止", "展示给全班"]
+    assert [b.label for b in at.button] == ["训练", "暂停", "单步", "停止", "回放参考训练", "展示给全班"]
     keys = set(json.loads((Path(APP).parent / "resnet_viz/locales/en.json").read_text()))
     shown = [e.value for e in at.markdown] + [e.value for e in at.info] + [e.label for e in at.number_input]
     assert not [s for s in shown if s in keys], "a raw catalogue key reached the page"
@@ -144,9 +171,10 @@ def _editor_script():
     st.markdown(str(len(specs)))
     for e in errors:
         st.error(e)
-    _, dupes = parse_models([rows[0], rows[0]])
+    twins, dupes = parse_models([rows[0], rows[0]])
     for e in dupes:
         st.error(e)
+    st.markdown(" ".join(m.name for m in twins))
 
 
 def test_bad_model_rows_get_clear_messages_and_missing_cells_use_defaults():
@@ -156,7 +184,17 @@ def test_bad_model_rows_get_clear_messages_and_missing_cells_use_defaults():
     assert at.markdown[0].value == "2"  # the row with an empty width cell falls back to width 1
     errors = [e.value for e in at.error]
     assert errors[0].startswith("Model row 3:") and "at most 24 characters" in errors[0]
-    assert "used twice: res-20" in errors[1]
+    assert len(errors) == 1, errors
+    assert at.markdown[1].value == "res-20 res-20-2"  # identical rows are named apart, not refused
+
+
+def test_identical_rows_are_named_apart_and_said_to_train_identically():
+    from resnet_viz.config import ModelSpec, name_apart, twins
+    named = name_apart([ModelSpec(depth=110, width=2.0)] * 4 + [ModelSpec(depth=110, width=2.0, name="x" * 24)] * 2)
+    assert [m.name for m in named] == ["res-110-w2", "res-110-w2-2", "res-110-w2-3", "res-110-w2-4",
+                                       "x" * 24, "x" * 22 + "-2"]
+    assert twins(named) == [[m.name for m in named]]
+    assert twins([ModelSpec(depth=20), ModelSpec(depth=56)]) == []
 
 
 @pytest.mark.parametrize("preset, models, chart, diagram_text", [
@@ -191,8 +229,7 @@ def test_sessions_wait_in_the_queue_and_stop_while_queued():
     assert QUEUE.slots == 1  # 2 cores: one trainer at a time (RESNET_LAB_WORKERS unset)
     first, second, third = new_app(), new_app(), new_app()
     first.number_input[0].set_value(2000)
-    button(first, "Train").click()
-    first.run()
+    press_train(first)
     # Until it has trained a step (its worker needs a moment to start), so that stopping it has kept something.
     run_until(first, lambda a: bool(a.get("progress")) and re.search(r"Training · step [1-9]",
                                                                       a.get("progress")[0].proto.text))
@@ -236,3 +273,28 @@ def test_a_diverging_model_is_marked_and_the_others_go_on():
     status = {r["Model"]: r["Status"] for r in summary(at)}
     assert status["res-56-nobn"].startswith("diverged at step") and status["plain-56-nobn"] == "ok"
     assert "Done · step 10/10" in at.get("progress")[0].proto.text
+
+
+DEFAULT_STEPS = PRESETS["degradation"].train.steps
+
+
+@pytest.mark.parametrize("params, said, steps", [
+    ({"steps": "50000"}, "Steps: 50000 is outside what this field takes (10 to 5000), so it starts at 5000.", 5000),
+    ({"steps": "3"}, "Steps: 3 is outside what this field takes (10 to 5000), so it starts at 10.", 10),
+    ({"batch_size": "1000"}, "Batch size: 1000 is not one of the choices (16, 32, 64, 128, 256), so it starts at 256.",
+     DEFAULT_STEPS),
+    ({"steps": ["20", "30"]}, "The link gives “steps” more than once (20, 30): the last one, 30, applies.", 30),
+    ({"steps": "-5", "lr": "0.02"}, "The link's setting “steps” was ignored", DEFAULT_STEPS),
+])
+def test_a_link_names_every_value_it_changes_or_drops_on_the_page(params, said, steps):
+    """Where the link's problems are (the main column, which a phone shows), once; the rest applies."""
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    for k, v in params.items():
+        at.query_params[k] = v
+    at.run()
+    assert not at.exception, at.exception
+    shown = [w.value for w in at.main.warning]
+    assert any(w.startswith(said) for w in shown), shown
+    assert at.number_input[0].value == steps
+    at.run()  # said once: the next rerun keeps the page quiet
+    assert not [w.value for w in at.main.warning]

@@ -15,9 +15,12 @@ from speed import hang_ms, hang_s
 pytestmark = pytest.mark.browser
 
 
+GRACE_S = 3  # how long a closed tab's run trains on, for a reload to find it (the default 60 s, shortened)
+
+
 @pytest.fixture(scope="module")
 def server():
-    with running_app() as url:
+    with running_app(env={"RESNET_LAB_GRACE_S": str(GRACE_S)}) as url:
         yield url
 
 
@@ -44,7 +47,11 @@ def train(page, steps: int) -> None:
     box.fill(str(steps))
     box.press("Enter")
     page.wait_for_selector(IDLE)
-    page.get_by_role("button", name="Train").click()
+    page.get_by_role("button", name="Train", exact=True).click()
+    page.wait_for_selector(IDLE)
+    anyway = page.get_by_role("button", name="Train anyway")
+    if anyway.count():  # a run estimated at several minutes (a test that stops it early) asks first
+        anyway.click()
 
 
 def step_of(text: str) -> int:
@@ -83,7 +90,7 @@ def test_a_preset_shows_its_diagram_and_trains_with_live_charts_without_errors(p
     page.get_by_text("English").click()
     page.wait_for_function("() => document.body.innerText.includes('Done · step 10/10')", timeout=hang_ms(30))
     page.wait_for_selector(IDLE)
-    expect(page.get_by_role("button", name="Train")).to_be_enabled(timeout=hang_ms(30))
+    expect(page.get_by_role("button", name="Train", exact=True)).to_be_enabled(timeout=hang_ms(30))
     table = page.locator("[data-testid=stDataFrame]").last.inner_text()
     assert page.locator("[data-testid=stException]").count() == 0
     assert page.get_by_text("csp0.5-res-20").count() > 0, table
@@ -95,7 +102,7 @@ def test_closing_the_tab_stops_its_run_and_frees_the_trainer(browser, server):
     first.wait_for_selector(IDLE, timeout=hang_ms(60))
     train(first, 5000)
     first.wait_for_function("() => /Training · step [1-9]/.test(document.body.innerText)", timeout=hang_ms(60))
-    first.context.close()  # the student closes the tab mid-run
+    first.context.close()  # the student closes the tab mid-run: the run stops once its grace is over
     second = browser.new_context().new_page()
     second.goto(server + "/?model=depth:8")  # one small net: this run only has to get the trainer
     second.wait_for_selector(IDLE, timeout=hang_ms(60))
@@ -103,6 +110,29 @@ def test_closing_the_tab_stops_its_run_and_frees_the_trainer(browser, server):
     # With the first run still holding the only trainer this would wait in the queue for 5000 steps.
     second.wait_for_function("() => document.body.innerText.includes('Done · step 10/10')", timeout=hang_ms(90))
     second.context.close()
+
+
+def test_on_a_projector_the_status_line_and_both_curves_are_in_view_while_a_run_trains(browser, server):
+    """A 1280x720 screen, as many projectors are: once Train is pressed the buttons, the status line and the
+    loss and accuracy charts stand in the first screen, without scrolling, and the charts keep up with the
+    status line (drawn from the same snapshot)."""
+    page = browser.new_context(viewport={"width": 1280, "height": 720}).new_page()
+    page.goto(server + "/?model=depth:8,skip:false&model=depth:8")  # two small nets: a long run, quickly
+    page.wait_for_selector(IDLE, timeout=hang_ms(60))
+    train(page, 3000)
+    page.wait_for_function("() => /Training · step [1-9]/.test(document.body.innerText)", timeout=hang_ms(60))
+    charts = page.locator("[data-testid=stPlotlyChart]")
+    expect(charts.nth(1)).to_be_visible(timeout=hang_ms(30))
+    assert page.evaluate("window.scrollY") == 0
+    for i in range(2):
+        box = charts.nth(i).bounding_box()
+        assert box["x"] >= 0 and box["y"] >= 0 and box["x"] + box["width"] <= 1280 \
+            and box["y"] + box["height"] <= 720, (i, box)
+    status = page.locator("[data-testid=stProgress]").bounding_box()
+    assert status["y"] + status["height"] <= charts.nth(0).bounding_box()["y"]
+    page.get_by_role("button", name="Stop").click()
+    page.wait_for_function("() => /Stopped · step/.test(document.body.innerText)", timeout=hang_ms(60))
+    page.context.close()
 
 
 def draw_seven(page) -> None:
@@ -126,7 +156,7 @@ def test_the_fig4_preset_from_its_link_and_a_digit_drawn_while_it_trains(page, s
     page.goto(server + "/?preset=imagenet_fig4&steps=300")
     page.wait_for_selector(IDLE, timeout=hang_ms(60))
     expect(page.get_by_text("He et al.'s Fig. 4 on digits").first).to_be_visible()
-    page.get_by_role("button", name="Train").click()
+    page.get_by_role("button", name="Train", exact=True).click()
     page.wait_for_function("() => /Training · step [1-9]/.test(document.body.innerText)", timeout=hang_ms(60))
     page.get_by_role("link", name="Draw & look inside").click()
     expect(page.get_by_text("Draw a digit (or pick")).to_be_visible(timeout=hang_ms(30))  # blank canvas: no guess
@@ -180,7 +210,7 @@ def test_a_link_a_saved_run_and_reopening_it(browser, server, tmp_path):
     page = new_page(browser, server + LINK)
     expect(page.get_by_text("The link's setting “lr” was ignored")).to_be_visible()
     expect(page.get_by_role("spinbutton", name="Steps", exact=True)).to_have_value("20")
-    page.get_by_role("button", name="Train").click()
+    page.get_by_role("button", name="Train", exact=True).click()
     page.wait_for_function("() => document.body.innerText.includes('Done · step 20/20')", timeout=hang_ms(120))
     page.wait_for_selector(IDLE)
     page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot').length >= 4", timeout=hang_ms(30))

@@ -1,13 +1,14 @@
 """A whole class on one server, through the app (Streamlit's AppTest: real script runs, one process, so the
 sessions share the server's run registry as a real server's do): identical runs shared, a private copy,
-follow the teacher by a code, the Draw page before any training, a run too big for the server refused."""
+a finished run replayed to a latecomer, a run found again by the code in the page's address, follow the teacher
+by a code, the Draw page before any training, a run too big for the server refused."""
 import re
 from pathlib import Path
 
 from speed import hang_s
 from streamlit.testing.v1 import AppTest
 from streamlit.util import calc_hash
-from test_app import assert_live_fragments_end_their_blocks, button, run_until
+from test_app import assert_live_fragments_end_their_blocks, button, press_train, run_until
 
 APP = str(Path(__file__).resolve().parent.parent / "streamlit_app.py")
 
@@ -27,15 +28,14 @@ def has_button(at, label) -> bool:
 
 
 def texts(at) -> str:
-    return "\n".join(e.value for kind in ("info", "warning", "error", "caption", "markdown") for e in at.get(kind))
+    return "\n".join(e.value for kind in ("info", "success", "warning", "error", "caption", "markdown") for e in at.get(kind))
 
 
 def train(at, steps: int, seed: int | None = None) -> None:
     at.number_input[0].set_value(steps)
     if seed is not None:
         next(n for n in at.number_input if n.label == "Seed").set_value(seed)
-    button(at, "Train").click()
-    at.run()
+    press_train(at)
     assert not at.exception, at.exception
 
 
@@ -68,7 +68,7 @@ def test_a_second_student_with_the_same_settings_watches_the_first_run_and_can_l
     assert not button(first, "Pause").disabled and has_button(first, "Stop")
     train(second, 2000, seed=11)
     assert job_of(second) is job
-    button(second, "Private copy").click()
+    button(second, "Train my own copy").click()
     second.run()
     copy = job_of(second)
     assert copy is not job and copy.train == job.train and copy.models == job.models
@@ -79,15 +79,54 @@ def test_a_second_student_with_the_same_settings_watches_the_first_run_and_can_l
     assert job.snapshot().state in ("stopped", "done") or job.join(hang_s(10))
 
 
-def test_a_latecomer_sees_the_finished_run_at_once():
+def test_a_latecomer_watches_the_finished_run_replayed_and_may_train_it_live():
     first = app()
     train(first, 10, seed=12)
     run_until(first, lambda a: "Done · step 10/10" in progress(a), 120)
+    done = job_of(first)
     late = app()
     train(late, 10, seed=12)
-    assert job_of(late) is job_of(first)
-    assert "Done · step 10/10" in progress(late), "the whole run, at once: nothing trains again"
-    assert "Same settings as a run this server has already trained: here is the whole run" in texts(late)
+    replay = job_of(late)
+    assert replay is not done and replay.source is done, "a replay of the run, not the run at once"
+    assert "This server trained these settings before: replaying that run" in texts(late)
+    assert re.search(r"Replay 1× · step \d/10", progress(late)), progress(late)
+    assert not button(late, "Pause").disabled, "a replay is this session's own: its clock can pause"
+    assert late.query_params["run"] != first.query_params["run"], "its own code"
+    button(late, "Skip to the end").click()
+    late.run()
+    assert "Done · step 10/10" in progress(late) and "The replay has reached the end" in texts(late)
+    button(late, "Train again live").click()
+    late.run()
+    live = job_of(late)
+    assert live is not done and live.models == done.models and live.train == done.train
+    run_until(late, lambda a: "Done · step 10/10" in progress(a), 120)
+    # The new run took the old one's place: the next latecomer replays it.
+    third = app()
+    train(third, 10, seed=12)
+    assert job_of(third).source is live
+
+
+def test_the_address_finds_the_run_again_and_says_so():
+    first = app()
+    train(first, 2000, seed=14)
+    job, code = job_of(first), first.query_params["run"]
+    assert re.fullmatch(r"[A-Z0-9]{4}", code)
+    run_until(first, lambda a: re.search(r"Training · step [1-9]", progress(a)))
+    again = app(params={"run": code.lower()})  # a reload, or the address on another device
+    assert job_of(again) is job and again.query_params["run"] == code
+    assert re.search(r"Reconnected to your run at step \d+ of 2000", texts(again)), texts(again)
+    first.run()
+    button(first, "Leave").click()  # two sessions watch it now: Stop became Leave
+    first.run()
+    again.run()
+    button(again, "Stop").click()
+    again.run()
+    assert job.join(hang_s(10)) and job.snapshot().state == "stopped"
+    gone = app(params={"run": "XXXX"})
+    assert "The run in this page's address (XXXX) is no longer on this server" in texts(gone)
+    assert job_of(gone) is None and "run" not in gone.query_params
+    odd = app(params={"run": "<b>*x*</b>"})  # only code letters are read, nothing else is shown
+    assert not odd.exception and "<b>" not in texts(odd)
 
 
 def test_students_follow_the_teacher_by_code_on_every_page():
@@ -95,7 +134,7 @@ def test_students_follow_the_teacher_by_code_on_every_page():
     button(teacher, "Show to the class").click()
     teacher.run()
     code = teacher.session_state["_class_code"]
-    assert re.fullmatch(r"[A-Z0-9]{4}", code) and f"Class code: {code}" in texts(teacher)
+    assert re.fullmatch(r"[A-Z0-9]{4}", code) and [(m.label, m.value) for m in teacher.metric] == [("Class code", code)]
     student = app(params={"follow": code.lower()})  # a link, typed in any case
     assert f"Following run **{code}**" in texts(student)
     assert "The teacher has not started a run yet" in texts(student)

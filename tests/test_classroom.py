@@ -93,8 +93,9 @@ def test_a_link_value_the_spec_takes_but_an_input_does_not_starts_at_the_nearest
     """?steps=6 is a valid run (the CLI trains it) but below the Steps input's 10: Streamlit would raise."""
     at = app(params={"preset": "imagenet_fig4", "steps": "6", "lr_decay": "0.005"})
     assert not at.exception, [e.value for e in at.exception]
-    warnings = [w.value for w in at.warning]
+    warnings = [w.value for w in at.sidebar.warning]  # beside each input ...
     assert len(warnings) == 2 and "Steps: 6" in warnings[0] and "0.005" in warnings[1], warnings
+    assert [w.value for w in at.main.warning] == warnings  # ... and where a phone sees it, with the link's
     assert at.sidebar.number_input[0].value == 10
     assert at.selectbox[0].value == "imagenet_fig4" and not at.error
 
@@ -117,8 +118,10 @@ def test_a_link_sets_language_classroom_mode_settings_and_models():
 
 def test_classroom_mode_caps_steps_and_hides_the_sweep_recompute():
     at = app(params={"classroom": "1", "steps": "2000"})
-    assert [w.value for w in at.warning] == [], "2000 is a valid setting; classroom mode caps it quietly"
+    notes = [w.value for w in at.main.warning]  # the link's 2000 is cut to classroom mode's 500: said so
+    assert len(notes) == 1 and "2000" in notes[0] and "500" in notes[0], notes
     assert at.sidebar.number_input[0].value == 500
+    assert not app(params={"classroom": "1"}).warning, "a preset's steps under the cap: nothing to say"
     at = app("experiments", params={"classroom": "1"})
     assert not [e for e in at.get("expander") if "Recompute" in e.proto.label and "sweep" in e.proto.label.lower()]
     assert any("classroom mode" in c.value for c in at.caption)

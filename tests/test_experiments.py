@@ -42,13 +42,15 @@ def test_lesion_deletes_each_block_on_a_copy(trained):
 
 
 def test_landscape_centre_is_the_trained_loss_and_the_grid_is_complete(trained):
-    coords, loss = E.landscape_2d(trained.nets[1], resolution=3)
+    coords, loss = E.landscape_2d(trained.nets[1], resolution=3, span=1.0)
     x, y = E._landscape_data()
     with torch.inference_mode():
         direct = float(nnf.cross_entropy(trained.nets[1].eval()(x), y))
     assert coords.tolist() == [-1.0, 0.0, 1.0]
     assert loss[1, 1] == pytest.approx(direct, rel=1e-4)
     assert np.isfinite(loss).all() and loss.min() == loss[1, 1]
+    coords, _ = E.landscape_2d(trained.nets[1], resolution=3)  # the default reach: close to the weights
+    assert coords.tolist() == [-E.LANDSCAPE_SPAN, 0.0, E.LANDSCAPE_SPAN]
 
 
 def test_filter_normalised_directions_match_each_filter_norm(trained):

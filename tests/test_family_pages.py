@@ -17,6 +17,12 @@ MODELS = [ModelSpec(family="lenet5"), ModelSpec(family="alexnet", width=0.125),
           ModelSpec(family="resnet", depth=18, width=0.125), ModelSpec(family="resnet", depth=50, width=0.125)]
 
 
+# Draw's charts: predictions, one figure per mosaic (the plain net's output; the residual net's branch, skip
+# path and output), the blocks' mean and spread.
+MAPS_PAGE_CHARTS = ["prob_chart", "maps_chart", "maps_chart_2", "maps_chart_3", "maps_chart_4", "act_chart",
+                    "act_chart_std"]
+
+
 @pytest.fixture(scope="module")
 def families():
     job = Job(MODELS, TrainSpec(steps=12, eval_every=6, eval_size=100))
@@ -46,7 +52,7 @@ def test_every_family_trains_and_records_its_own_layers_and_blocks(families):
 def test_draw_errors_gradients_for_every_family(families, lang):
     # Widgets are set before the page's first run: AppTest cannot rerun a page whose labels changed language.
     at = open_page("draw", families, lang, state={"draw_source": "test"})
-    assert [c.key for c in at.get("plotly_chart")] == ["prob_chart", "maps_chart", "act_chart"]
+    assert [c.key for c in at.get("plotly_chart")] == MAPS_PAGE_CHARTS
     prob = next(c for c in at.get("plotly_chart") if c.key == "prob_chart")
     assert all(m.name in prob.proto.spec for m in MODELS)
     # plain beside residual of the same family and depth: plain-18 and resnet-18
@@ -91,8 +97,12 @@ def test_lab_shows_each_new_preset_with_diagram_and_layer_table(preset, lang):
         assert not at.error, [e.value for e in at.error]
         assert name in at.get("graphviz_chart")[0].proto.spec
         header = tr(lang, "summary.operation")
-        table = next(d.value for d in at.dataframe if header in d.value.columns)
-        assert len(table) >= 4 and table.iloc[-1][tr(lang, "summary.layer")] == tr(lang, "summary.total")
+        table = next(d.value for d in at.table if header in d.value.columns)  # under the diagram, every cell whole
+        assert list(table.columns) == [tr(lang, f"summary.{k}") for k in ("layer", "output", "operation", "params",
+                                                                        "flops")]
+        assert len(table) >= 4 and table.iloc[-1][tr(lang, "summary.layer")] == f"**{tr(lang, 'summary.total')}**"
+        counts = [op for op in table[header] if "**×" in op]  # a stage's block count, in bold: ×2, ×3, ...
+        assert counts or preset == "case_studies", list(table[header])
 
 
 def _family_rows_script():

@@ -22,6 +22,12 @@ APP = str(Path(__file__).resolve().parent.parent / "streamlit_app.py")
 MODELS = [ModelSpec(depth=8, skip=False), ModelSpec(depth=8), ModelSpec(depth=14, skip=False), ModelSpec(depth=14)]
 
 
+# Draw's charts: predictions, one figure per mosaic (the plain net's output; the residual net's branch, skip
+# path and output), the blocks' mean and spread.
+MAPS_PAGE_CHARTS = ["prob_chart", "maps_chart", "maps_chart_2", "maps_chart_3", "maps_chart_4", "act_chart",
+                    "act_chart_std"]
+
+
 @pytest.fixture(scope="module")
 def trained():
     """Four small nets, trained in this process for 60 steps (a few seconds)."""
@@ -139,7 +145,7 @@ def test_draw_page_with_a_test_digit_shows_steps_predictions_and_feature_maps(tr
     at.number_input(key="draw_test_index").set_value(7).run()
     assert not at.exception, at.exception
     charts = [c.key for c in at.get("plotly_chart")]
-    assert charts == ["prob_chart", "maps_chart", "act_chart"]
+    assert charts == MAPS_PAGE_CHARTS
     assert len(at.image) == 4  # the preprocessing steps
     label = int(bundled_mnist().test_labels[7])
     assert f"True label: **{label}**" in texts(at)

@@ -298,7 +298,10 @@ def test_a_classroom_of_30_on_one_trainer():
         figures[name] = value if isinstance(value, str) else f"{value:.1f}"
 
     try:
-        with running_app({"RESNET_LAB_WORKERS": "1"}) as url, sync_playwright() as playwright:
+        # No grace for a closed tab's run (RESNET_LAB_GRACE_S, for a reload to find it): step 4 times how fast
+        # closed tabs leave the line, which the grace would only delay (tests/test_replay_browser.py checks it).
+        with running_app({"RESNET_LAB_WORKERS": "1", "RESNET_LAB_GRACE_S": "0"}) as url, \
+                sync_playwright() as playwright:
             watch = Watch(url.pid)
             note("server RSS at start (MiB)", rss_mib(url.pid))
             watch.start()

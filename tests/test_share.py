@@ -93,3 +93,11 @@ def test_train_values_are_checked_by_the_spec():
     assert sorted(p.params["param"] for p in shared.problems) == ["batch_size", "momentum"]
     assert shared.train is None
     assert TrainSpec().batch_size == 64
+
+
+def test_a_setting_given_twice_names_the_value_that_applies():
+    shared = from_params({"steps": ["200", "300"], "lr": ["0.1", "0.1"]})
+    assert [p.key for p in shared.problems] == ["error.url_repeated"]  # the same value twice says nothing
+    problem = shared.problems[0]
+    assert problem.params["param"] == "steps" and "200, 300" in problem.text("en") and "300" in problem.text("zh")
+    assert shared.train.steps == 300 and shared.train.lr == 0.1

@@ -19,6 +19,12 @@ from ..training.engine import Job
 from ..training.trainer import build_nets
 
 LANDSCAPE_IMAGES = 512  # a fixed training subset: the loss surface of the same data for every model
+# The 2-D slice's grid and reach. At 11x11 over [-1, 1]² both slices were smooth bowls on a log scale spanning
+# nine decades (plain-56's walls rise to 1e9). Close to the weights, over [-0.3, 0.3]², at 21x21, each slice in
+# its own colours: res-56 is one smooth bowl, plain-56 (at chance after the reference's 300 steps) a bumpy
+# plateau whose lowest point is not where training stopped. 441 losses per model.
+LANDSCAPE_RESOLUTION = 21
+LANDSCAPE_SPAN = 0.3
 
 
 class Cancelled(Exception):
@@ -245,8 +251,9 @@ def _loss_at(work, weights, x, y) -> float:
     return loss if math.isfinite(loss) else math.nan
 
 
-def landscape_2d(net, resolution: int = 11, span: float = 1.0, seed: int = 0, on_progress=None,
-                 cancelled=_never, dataset: str = "mnist-5k", classes=ALL_CLASSES) -> tuple[np.ndarray, np.ndarray]:
+def landscape_2d(net, resolution: int = LANDSCAPE_RESOLUTION, span: float = LANDSCAPE_SPAN, seed: int = 0,
+                 on_progress=None, cancelled=_never, dataset: str = "mnist-5k",
+                 classes=ALL_CLASSES) -> tuple[np.ndarray, np.ndarray]:
     """Training loss on a resolution x resolution grid around the trained weights, theta + a*d1 + b*d2 for
     a, b in [-span, span], d1 and d2 filter-normalised random directions. Returns (coords, loss[b, a])."""
     if not 3 <= resolution <= 51:

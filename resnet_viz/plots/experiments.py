@@ -7,9 +7,16 @@ from typing import Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-from .run import PALETTE, Text, _figure
+from .run import PLAIN_GREY, RESIDUAL_GREY, Text, _figure
+from .run import colour as palette_colour
 
-PLAIN, RESIDUAL = PALETTE[0], PALETTE[1]
+# The sweep's two lines span every depth: greys, not the size colours the other charts give each model.
+PLAIN, RESIDUAL = PLAIN_GREY, RESIDUAL_GREY
+
+
+def _colour(colours, i: int) -> str:
+    """The i-th model's colour: from `colours` (run.colours, by size) when given."""
+    return colours[i] if colours is not None else palette_colour(i)
 
 
 def _kind(skip: bool, t: Text) -> str:
@@ -41,12 +48,13 @@ def sweep_figure(summary: dict, t: Text, metric: str = "loss") -> go.Figure:
     return _figure(traces, layout, title, height=400)
 
 
-def lesion_figure(entries: Sequence[tuple[str, bool, list[str], np.ndarray, float]], t: Text) -> go.Figure:
+def lesion_figure(entries: Sequence[tuple[str, bool, list[str], np.ndarray, float]], t: Text,
+                  colours: Sequence[str] | None = None) -> go.Figure:
     """Test accuracy with each block deleted (x: the deleted block), a line per model (entries: name, skip,
     block names, accuracies, accuracy with nothing deleted, drawn as a dotted level)."""
     traces = []
     for i, (name, skip, blocks, acc, full) in enumerate(entries):
-        colour = PALETTE[i % len(PALETTE)]
+        colour = _colour(colours, i)
         traces.append(dict(type="scatter", x=np.arange(1, len(acc) + 1), y=np.asarray(acc, np.float32),
                            mode="lines+markers", name=name, text=blocks, connectgaps=False,
                            line=dict(color=colour, width=2.5, dash="solid" if skip else "dash"),
@@ -61,30 +69,43 @@ def lesion_figure(entries: Sequence[tuple[str, bool, list[str], np.ndarray, floa
 
 def landscape_figure(coords: np.ndarray, loss: np.ndarray, t: Text, title: str, surface: bool = False,
                      zrange: tuple[float, float] | None = None) -> go.Figure:
-    """The 2-D slice as filled contours (or a 3-D surface) of log10 training loss: the colours span decades,
-    where a chaotic plain net and a smooth residual one differ. Give slices shown side by side one
-    `zrange` (log10 limits) so equal colours mean equal losses."""
+    """The 2-D slice as filled contours (or a 3-D surface) of log10 training loss, δ and η its two directions.
+    Without `zrange` (log10 limits) the colours run from the slice's lowest loss to the loss of its highest
+    tenth (own_range): the shape is what a bowl and a bumpy plateau differ in."""
     z = np.log10(np.clip(loss, 1e-3, None)).astype(np.float32)
-    bottom, top = zrange if zrange is not None else (float(np.nanmin(z)), float(np.nanmax(z)))
+    bottom, top = zrange if zrange is not None else own_range(z)
     common = dict(x=coords, y=coords, z=z, colorscale="Viridis", cmin=bottom, cmax=top,
                   hovertemplate=t("exp.landscape_hover"))
     if surface:
         trace = dict(type="surface", showscale=False, **common)
-        layout = dict(scene=dict(xaxis=dict(title=dict(text="δ")), yaxis=dict(title=dict(text="η")),
+        layout = dict(scene=dict(xaxis=dict(title=dict(text=t("exp.delta"))), yaxis=dict(title=dict(text=t("exp.eta"))),
                                  zaxis=dict(title=dict(text=t("exp.log_loss")), range=[bottom, top])),
                       margin=dict(l=0, r=0, t=50, b=0))
     else:
         trace = dict(type="contour", zmin=common.pop("cmin"), zmax=common.pop("cmax"), ncontours=25,
                      colorbar=dict(title=dict(text=t("exp.log_loss"), side="right")), **common)
-        layout = dict(xaxis=dict(title=dict(text="δ"), constrain="domain"),
-                      yaxis=dict(title=dict(text="η"), scaleanchor="x", constrain="domain"), hovermode="closest")
+        layout = dict(xaxis=dict(title=dict(text=t("exp.delta")), constrain="domain"),
+                      yaxis=dict(title=dict(text=t("exp.eta")), scaleanchor="x", constrain="domain"),
+                      hovermode="closest")
     return _figure([trace], layout, title, height=420)
 
 
-def interpolation_figure(entries: Sequence[tuple[str, bool, np.ndarray, np.ndarray]], t: Text) -> go.Figure:
+def own_range(z: np.ndarray, top: float = 90) -> tuple[float, float]:
+    """log10 colour limits of one slice: its lowest loss to its `top` percentile. With the highest loss as
+    the top, plain-56's one steep corner (2.6 against a floor of 2.29-2.32) took every colour but the
+    darkest, and its bumps vanished into one flat plateau."""
+    finite = z[np.isfinite(z)]
+    if not finite.size:
+        return 0.0, 1.0
+    bottom, high = float(finite.min()), float(np.percentile(finite, top))
+    return bottom, high if high > bottom else bottom + 1e-3
+
+
+def interpolation_figure(entries: Sequence[tuple[str, bool, np.ndarray, np.ndarray]], t: Text,
+                         colours: Sequence[str] | None = None) -> go.Figure:
     """Training loss along the straight line from each model's start (t = 0) to its trained weights (t = 1)."""
     traces = [dict(type="scatter", x=ts, y=np.asarray(loss, np.float32), mode="lines", name=name,
-                   line=dict(color=PALETTE[i % len(PALETTE)], width=2.5, dash="solid" if skip else "dash"))
+                   line=dict(color=_colour(colours, i), width=2.5, dash="solid" if skip else "dash"))
               for i, (name, skip, ts, loss) in enumerate(entries)]
     layout = dict(xaxis=dict(title=dict(text=t("exp.interp_t"))),
                   yaxis=dict(title=dict(text=t("chart.train_loss")), type="log"), hovermode="x unified",
@@ -93,11 +114,12 @@ def interpolation_figure(entries: Sequence[tuple[str, bool, np.ndarray, np.ndarr
     return _figure(traces, layout, t("exp.interp_title"), height=380)
 
 
-def correlation_figure(entries: Sequence[tuple[str, bool, np.ndarray, np.ndarray]], t: Text, title: str) -> go.Figure:
+def correlation_figure(entries: Sequence[tuple[str, bool, np.ndarray, np.ndarray]], t: Text, title: str,
+                       colours: Sequence[str] | None = None) -> go.Figure:
     """Correlation of input gradients `lag` steps apart along a line of inputs, a line per model."""
     traces = [dict(type="scatter", x=lags, y=np.asarray(corr, np.float32), mode="lines+markers", name=name,
                    marker=dict(size=5),
-                   line=dict(color=PALETTE[i % len(PALETTE)], width=2.5, dash="solid" if skip else "dash"))
+                   line=dict(color=_colour(colours, i), width=2.5, dash="solid" if skip else "dash"))
               for i, (name, skip, lags, corr) in enumerate(entries)]
     layout = dict(xaxis=dict(title=dict(text=t("exp.lag"))),
                   yaxis=dict(title=dict(text=t("exp.correlation")), range=[-0.1, 1.02]), hovermode="x unified")

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-from .run import LOG_TICKS, Text, _figure, colour
+from .run import LOG_TICKS, Text, _figure, colour, view_colours, wrap
 
 if TYPE_CHECKING:
     from ..training.engine import ModelView
@@ -32,9 +32,9 @@ def _column_domains(n: int, gap: float) -> list[tuple[float, float]]:
 
 
 def probability_figure(names: Sequence[str], probs: np.ndarray, t: Text,
-                       classes: Sequence[str] | None = None) -> go.Figure:
-    """One row of ten bars per model; the top class in the model's colour and named beside the model.
-    `classes`: the class names (default the digits 0-9)."""
+                       classes: Sequence[str] | None = None, colours: Sequence[str] | None = None) -> go.Figure:
+    """One row of ten bars per model; the top class in the model's colour (`colours`, run.colours: by size)
+    and named beside the model. `classes`: the class names (default the digits 0-9)."""
     classes = list(classes) if classes is not None else [str(k) for k in range(10)]
     n = len(names)
     row, gap, margins = 90, 56, 90  # px: each row's bars, the room for its tick labels and the next label
@@ -45,9 +45,10 @@ def probability_figure(names: Sequence[str], probs: np.ndarray, t: Text,
         lo, hi = _row_domains(n, gap / (height - margins))[i]
         ok = bool(np.all(np.isfinite(p)))
         top = int(np.argmax(p)) if ok else -1
-        colours = [colour(i) if k == top else GREY for k in range(10)]
+        own = colours[i] if colours is not None else colour(i)
+        bars = [own if k == top else GREY for k in range(10)]
         traces.append(dict(type="bar", x=list(range(10)), y=np.nan_to_num(p).astype(np.float32), xaxis=f"x{s}",
-                           yaxis=f"y{s}", marker=dict(color=colours), name=name,
+                           yaxis=f"y{s}", marker=dict(color=bars), name=name,
                            customdata=classes, hovertemplate=f"{name}: %{{customdata}} %{{y:.1%}}<extra></extra>"))
         layout[f"xaxis{s}"] = dict(anchor=f"y{s}", tickvals=list(range(10)), ticktext=classes, range=[-0.6, 9.6],
                                    showticklabels=True, fixedrange=True)
@@ -62,10 +63,14 @@ def probability_figure(names: Sequence[str], probs: np.ndarray, t: Text,
     return fig
 
 
+MAPS_TITLE_WIDTH = 26  # a mosaic's figure is a quarter of a screen wide
+
+
 def maps_figure(panels: Sequence[tuple[str, np.ndarray]], limit: float, t: Text, title: str,
-                width: int = 1000) -> go.Figure:
+                width: int = 1000, colour_bar: bool = True) -> go.Figure:
     """Channel mosaics side by side on one diverging scale, -limit..limit: zero white, positive red,
-    negative blue, so a dead channel is a blank square and equal colours are equal values."""
+    negative blue, so a dead channel is a blank square and equal colours are equal values. The Draw page
+    draws one of these per model (stacked on a phone), each with that model's panels."""
     traces, layout = [], dict(annotations=[], hovermode="closest", plot_bgcolor="#b0b0b0")  # grey gaps
     n = len(panels)
     for i, ((label, image), (left, right)) in enumerate(zip(panels, _column_domains(n, 0.04))):
@@ -75,44 +80,49 @@ def maps_figure(panels: Sequence[tuple[str, np.ndarray]], limit: float, t: Text,
         layout[f"xaxis{s}"] = dict(domain=[left, right], anchor=f"y{s}", visible=False, constrain="domain")
         layout[f"yaxis{s}"] = dict(anchor=f"x{s}", visible=False, autorange="reversed", scaleanchor=f"x{s}",
                                    constrain="domain")
-        layout["annotations"].append(dict(text=label, x=(left + right) / 2, y=1.0, xref="paper", yref="paper",
-                                          xanchor="center", yanchor="bottom", showarrow=False, font=dict(size=13)))
+        if label:  # a figure of one mosaic says what it is in its title
+            layout["annotations"].append(dict(text=label, x=(left + right) / 2, y=1.0, xref="paper", yref="paper",
+                                              xanchor="center", yanchor="bottom", showarrow=False, font=dict(size=13)))
     limit = float(limit) if np.isfinite(limit) and limit > 0 else 1.0
-    layout["coloraxis"] = dict(colorscale=DIVERGING, cmin=-limit, cmax=limit,
-                               colorbar=dict(thickness=12, len=0.9))
+    bar = 45 if colour_bar else 0  # px under the mosaics for the colour bar, lying flat
+    layout["coloraxis"] = dict(colorscale=DIVERGING, cmin=-limit, cmax=limit, showscale=colour_bar,
+                               colorbar=dict(thickness=10, len=0.9, orientation="h", y=-0.02, yanchor="top"))
     # As tall as the mosaics need at `width` px (wide 4x8 mosaics would float in a square figure)
     aspect = max(image.shape[0] / image.shape[1] for _, image in panels) if panels else 1.0
-    height = int(np.clip(110 + 0.85 * width / max(1, n) * aspect, 220, 460))
-    fig = _figure(traces, layout, title, height=height)
-    fig.layout.margin.update(l=10, r=10, t=90, b=10)
+    height = int(np.clip(110 + 0.85 * width / max(1, n) * aspect, 200, 420)) + bar
+    fig = _figure(traces, layout, title, height=height, title_width=MAPS_TITLE_WIDTH)
+    fig.layout.margin.update(l=10, r=10, t=60 + 20 * wrap(title, MAPS_TITLE_WIDTH).count("<br>") +
+                             16 * max((label.count("<br>") for label, _ in panels), default=0), b=10 + bar)
     return fig
 
 
-def activation_figure(entries: Sequence[tuple[str, bool, np.ndarray, np.ndarray]], t: Text) -> go.Figure:
-    """Mean (left) and standard deviation (right) of each block's output for one digit (post-ReLU, so never
-    negative; log axes), a line per model
-    (entries: name, skip, means, stds); dashed = plain, solid = residual, as on the Lab page."""
-    traces, layout = [], {}
-    for col, (key, (left, right)) in enumerate(zip(("mean", "std"), _column_domains(2, 0.08))):
-        s = "" if col == 0 else "2"
-        layout[f"xaxis{s}"] = dict(domain=[left, right], anchor=f"y{s}", title=dict(text=t("chart.block")))
-        # log: one model's signal can be 100x another's (a plain net blowing up), and both should read
-        layout[f"yaxis{s}"] = dict(anchor=f"x{s}", title=dict(text=t(f"draw.act_{key}")), type="log",
-                                   tickvals=LOG_TICKS, ticktext=[f"{v:g}" for v in LOG_TICKS])
-        for i, (name, skip, means, stds) in enumerate(entries):
-            values = means if key == "mean" else stds
-            traces.append(dict(type="scatter", x=np.arange(1, len(values) + 1), y=np.asarray(values, np.float32),
-                               mode="lines+markers", name=name, legendgroup=name, showlegend=col == 0,
-                               xaxis=f"x{s}", yaxis=f"y{s}", marker=dict(size=5),
-                               line=dict(color=colour(i), dash="solid" if skip else "dash", width=2)))
-    return _figure(traces, layout, t("draw.act_title"), height=340)
+def activation_figure(entries: Sequence[tuple[str, bool, np.ndarray, np.ndarray]], t: Text, key: str = "mean",
+                      colours: Sequence[str] | None = None) -> go.Figure:
+    """The mean (`key` "mean") or standard deviation ("std") of each block's output for one digit (post-ReLU,
+    so never negative; log axis), a line per model (entries: name, skip, means, stds); dashed = plain,
+    solid = residual, coloured by size (`colours`) as on the Lab page. The page shows the two side by side,
+    or one above the other on a phone."""
+    traces = []
+    for i, (name, skip, means, stds) in enumerate(entries):
+        values = means if key == "mean" else stds
+        traces.append(dict(type="scatter", x=np.arange(1, len(values) + 1), y=np.asarray(values, np.float32),
+                           mode="lines+markers", name=name, marker=dict(size=5),
+                           line=dict(color=colours[i] if colours is not None else colour(i),
+                                     dash="solid" if skip else "dash", width=2)))
+    # log: one model's signal can be 100x another's (a plain net blowing up), and both should read
+    layout = dict(xaxis=dict(title=dict(text=t("chart.block"))),
+                  yaxis=dict(title=dict(text=t(f"draw.act_{key}")), type="log", tickvals=LOG_TICKS,
+                             ticktext=[f"{v:g}" for v in LOG_TICKS]))
+    return _figure(traces, layout, t(f"draw.act_title_{key}"), height=340)
 
 
 def layer_gradient_figure(views: Sequence[ModelView], steps: Sequence[int], t: Text) -> go.Figure:
     """Gradient norm against layer index (input to output) on a log axis, a line per model and chosen step;
-    later steps drawn darker and thicker: where along the depth does the signal fade, and does it recover?"""
+    later steps drawn darker and thicker, and the legend says which shade is which step: where along the
+    depth does the signal fade, and does it recover?"""
     traces = []
     steps = sorted(steps)
+    cs = view_colours(views)
     for k, step in enumerate(steps):
         weight = (k + 1) / len(steps)
         for i, v in enumerate(views):
@@ -121,13 +131,19 @@ def layer_gradient_figure(views: Sequence[ModelView], steps: Sequence[int], t: T
             traces.append(dict(type="scatter", x=np.arange(1, v.grad_norm.shape[1] + 1),
                                y=v.grad_norm[step - 1].astype(np.float32), mode="lines", name=v.name,
                                legendgroup=v.name, showlegend=k == len(steps) - 1, opacity=0.3 + 0.7 * weight,
-                               text=v.layer_names, line=dict(color=colour(i), dash="solid" if v.spec.skip else "dash",
+                               text=v.layer_names, line=dict(color=cs[i], dash="solid" if v.spec.skip else "dash",
                                                              width=1 + 1.5 * weight),
                                hovertemplate=t("grad.hover", step=step) + "<extra>" + v.name + "</extra>"))
     values = [np.asarray(tr["y"]) for tr in traces]
     finite = np.concatenate([a[np.isfinite(a) & (a > 0)] for a in values]) if values else np.array([])
     lo, hi = ((math.floor(np.log10(finite.min()) * 2) / 2, math.ceil(np.log10(finite.max()) * 2) / 2)
               if finite.size else (-4.0, 1.0))
+    if len(steps) > 1:  # the shades' key: a grey line per step, as light and thin as that step's lines
+        for k, step in enumerate(steps):
+            weight = (k + 1) / len(steps)
+            traces.append(dict(type="scatter", x=[None], y=[None], mode="lines", name=t("grad.step_shade", step=step),
+                               legendgroup="steps", opacity=0.3 + 0.7 * weight, hoverinfo="skip",
+                               line=dict(color="#333", width=1 + 1.5 * weight)))
     ticks = [v for v in LOG_TICKS if lo <= math.log10(v) <= hi]
     if hi - lo > 3:  # over many decades 1-2-5 ticks crowd; decades alone read better
         ticks = [v for v in ticks if math.log10(v) == round(math.log10(v))]
@@ -135,7 +151,7 @@ def layer_gradient_figure(views: Sequence[ModelView], steps: Sequence[int], t: T
                   yaxis=dict(type="log", range=[lo, hi], tickvals=ticks, ticktext=[f"{v:g}" for v in ticks],
                              title=dict(text=t("chart.grad_norm"))), hovermode="closest")
     title = t("grad.by_layer_title", steps=", ".join(str(s) for s in steps))
-    return _figure(traces, layout, title, height=380)
+    return _figure(traces, layout, title, height=420)
 
 
 def confusion_figure(matrix: np.ndarray, t: Text, title: str, classes: Sequence[str] | None = None) -> go.Figure:

@@ -50,8 +50,11 @@ from .trainer import (
     train_lockstep,
     worker_main,
 )
+from .pace import PACE, split_work
 from .weights import share_weights
 from .workers import ProcessWorker, context, ray_address, ray_job_main, resolve
+
+PACE_KNOWN_STEPS = 10  # steps after which a run's pace is known (the first ones are slow)
 
 
 def max_workers() -> int:
@@ -249,6 +252,14 @@ class Snapshot:
     pretrained: int = 0  # transfer learning: pretraining steps done, of pretrain_total, before step 1
     pretrain_total: int = 0
     cluster: bool = False  # trained on a Ray cluster: queue_position is in this server's line for it
+    stopping: bool = False  # Stop was pressed; the workers end at the next step boundary
+    replay: float = 0.0  # a finished run played back (training/replay.py) at this speed; 0: a run itself
+    weights_step: int = -1  # the step the job's weights are at, when not `step` (a replay's: the run's end)
+
+    @property
+    def weights_at(self) -> int:
+        """The step the job's nets hold the weights of (what Draw and Errors classify with)."""
+        return self.weights_step if self.weights_step >= 0 else self.step
 
     @property
     def pretraining(self) -> bool:
@@ -291,6 +302,8 @@ class Job(Background):
         with _BUILD_LOCK:
             costs = [layer_table(spec).flops for spec in self.models]
         self.parts = split(costs, 1 if self._pretrain_total or on_gpu else workers or self.cores)
+        # what its costliest worker does per step: a finished run tells the server's pace (pace.PACE)
+        self._work = max(zip(split_work(costs, self.parts, train.batch_size), map(len, self.parts)))
         self.threads = worker_threads(self.cores, len(self.parts), viewer_here)  # each worker's torch threads
         # A run too big for this server's memory is refused before anything starts (on Ray, the server only
         # keeps the records and a copy of the weights; a node out of memory ends its actor: "worker lost").
@@ -427,11 +440,13 @@ class Job(Background):
         n = min(steps)  # every model has trained this far
         if state == "running" and n == max(steps) < self.train.steps and all(c[Control.BLOCKED] for c in controls):
             state = "paused"  # every worker waits at the same step (those behind catch up first: _catch_up)
+        stopping = bool(controls[0][Control.STOP]) and state in ("queued", "running", "paused")
         return Snapshot(state, n, self.train.steps, self.queue_position(),
                         max(float(c.elapsed[0]) for c in controls), error,
                         self.train, [_view(info, rec, n) for info, rec in zip(self._info, self._records)],
                         bool(controls[0][Control.PAUSED]) and state in ("queued", "running", "paused"),
-                        sum(c[Control.PRETRAINED] for c in controls), self._pretrain_total, self.on_cluster)
+                        sum(c[Control.PRETRAINED] for c in controls), self._pretrain_total, self.on_cluster,
+                        stopping)
 
     # ---- the owner thread (background.py) ----------------------------------------------------------
     def _start_workers(self, ctx, address: str | None) -> list:
@@ -452,6 +467,10 @@ class Job(Background):
     def _finish(self, state: str, error: str | None = None) -> None:
         with self._lock:
             self._state, self._error = state, error
+        snap = self.snapshot()
+        if state == "done" and not self.ray_address and snap.step >= PACE_KNOWN_STEPS and snap.elapsed > 0 \
+                and not self._pretrain_total:
+            PACE.observe(self._work[0], self._work[1], snap.elapsed / snap.step)
 
 
 def _view(info: ModelInfo, rec: Record, n: int) -> ModelView:

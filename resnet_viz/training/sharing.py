@@ -7,14 +7,19 @@ one run trains and the others watch it, instead of 25 identical copies queueing 
     RUNS.find(key)            a run with these settings that a newcomer may join: queued, training, or done
     RUNS.add(key, job, who)   a new run, watched by `who` (anything with an identity: a session's job slot;
                               `who.here`, if set, says its browser is on the server's machine)
-    RUNS.join(job, who) / RUNS.leave(job, who)
-                              a run stops only when its last watcher leaves (a finished one stays cached)
+    RUNS.join(job, who) / RUNS.leave(job, who, grace)
+                              a run stops only when its last watcher leaves (a finished one stays cached),
+                              `grace` seconds later: a watcher who comes back in time (a reload) keeps it
+    RUNS.run_code(job) -> code / RUNS.run_by_code(code)
+                              a short code for a run, for the page's address: a reload, or the same address
+                              on another device, finds the run again
     RUNS.publish(who) -> code / RUNS.followed(code)
                               follow the teacher: a short code names a session's slot; whoever opens the
                               app with it watches whatever run that slot holds, read-only
 
 Finished runs stay in a least-recently-used cache of RESNET_LAB_RUN_CACHE runs (default 8), so a student
-who presses Train after the first one finished sees the whole run at once. No torch here: the UI imports it.
+who presses Train after the first one finished watches it replayed (training/replay.py) rather than trained
+again. No torch here: the UI imports it.
 """
 import hashlib
 import json
@@ -28,6 +33,15 @@ from ..config import spec_dict
 
 CODE_ALPHABET = "ACDEFHJKMNPRTUVWXY3479"  # no 0/O, 1/I/L, 2/Z, 5/S, 6/G, 8/B: read off a projector
 CODE_LENGTH = 4
+
+
+def grace_s() -> float:
+    """How long a run whose last watcher left (a closed or reloading tab) trains on before it stops, so a
+    reload finds it still going: RESNET_LAB_GRACE_S, else 60 s."""
+    try:
+        return max(0.0, float(os.environ.get("RESNET_LAB_GRACE_S", "")))
+    except ValueError:
+        return 60.0
 
 
 def run_cache_size() -> int:
@@ -53,6 +67,9 @@ class Runs:
         self._watchers: dict[int, weakref.WeakSet] = {}  # id(job) -> who watches it
         self._codes: dict[str, weakref.ref] = {}  # code -> the publishing slot
         self._followers: dict[str, weakref.WeakSet] = {}  # code -> who follows it
+        self._leaving: dict[int, tuple[object, threading.Timer]] = {}  # id(job) -> (job, its stop in grace)
+        self._run_codes: dict[str, weakref.ref] = {}  # code -> the run
+        self._code_of: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # run -> its code
 
     # ---- identical runs -----------------------------------------------------------------------------
     def find(self, key: str):
@@ -90,24 +107,53 @@ class Runs:
             self._evict()
 
     def join(self, job, who) -> None:
+        """`who` watches `job` now (back in time: the stop its last watcher's leaving set is called off)."""
         with self._lock:
             self._watchers.setdefault(id(job), weakref.WeakSet()).add(who)
+            leaving = self._leaving.pop(id(job), None)
+        if leaving is not None:
+            leaving[1].cancel()
 
-    def leave(self, job, who) -> None:
-        """`who` stops watching `job`; the last watcher to leave stops it. A run nobody registered (a
-        private copy, a reopened file) has only its owner, so leaving stops it."""
+    def leave(self, job, who, grace: float = 0.0) -> None:
+        """`who` stops watching `job`; when the last watcher leaves, the run stops `grace` seconds later
+        unless someone joins it by then (a finished run has nothing to stop). A run nobody registered (a
+        private copy, a reopened file) has only its owner, so its owner's leaving is the last."""
         with self._lock:
             watchers = self._watchers.get(id(job))
             if watchers is not None:
                 watchers.discard(who)
-            last = not watchers
-            if last:
-                self._watchers.pop(id(job), None)
-                for key, kept in list(self._by_key.items()):
-                    if kept is job and not job.snapshot().state == "done":
-                        del self._by_key[key]  # a run stopped half-way is nobody's to join
-        if last:
-            job.stop()
+            if watchers or id(job) in self._leaving:
+                return
+            if grace > 0 and not job.snapshot().finished:
+                timer = threading.Timer(grace, self._expire, (job,))
+                timer.daemon = True
+                self._leaving[id(job)] = (job, timer)  # the timer keeps the run alive to be found again
+                timer.start()
+                return
+        self._stop(job)
+
+    def _expire(self, job) -> None:
+        """The grace of a run nobody watched is over: stop it, unless a watcher came back."""
+        with self._lock:
+            if self._leaving.get(id(job), (None,))[0] is not job or self._watchers.get(id(job)):
+                return
+            del self._leaving[id(job)]
+        self._stop(job)
+
+    def _stop(self, job) -> None:
+        with self._lock:
+            if self._watchers.get(id(job)):
+                return
+            self._watchers.pop(id(job), None)
+            for key, kept in list(self._by_key.items()):
+                if kept is job and not job.snapshot().state == "done":
+                    del self._by_key[key]  # a run stopped half-way is nobody's to join
+        job.stop()
+
+    def leaving(self, job) -> bool:
+        """Whether `job` lost its last watcher and stops when its grace ends."""
+        with self._lock:
+            return id(job) in self._leaving
 
     def watchers(self, job) -> int:
         with self._lock:
@@ -143,6 +189,35 @@ class Runs:
         with self._lock:
             return len(self._by_key)
 
+    # ---- a run's own code, for the page's address ----------------------------------------------------
+    def run_code(self, job) -> str:
+        """The short code of `job` (the same for every session that shows it), made on first asking."""
+        with self._lock:
+            code = self._code_of.get(job)
+            if code is None:
+                for old, ref in list(self._run_codes.items()):
+                    if ref() is None:
+                        del self._run_codes[old]
+                code = self._new_code(lambda c: c in self._run_codes)
+                self._run_codes[code] = weakref.ref(job)
+                self._code_of[job] = code
+            return code
+
+    def run_by_code(self, code: str):
+        """The run `code` names (case and spaces ignored) while this server still has it, else None."""
+        with self._lock:
+            ref = self._run_codes.get(normal_code(code))
+            return ref() if ref is not None else None
+
+    def _new_code(self, taken) -> str:
+        """A fresh code that is neither `taken` nor a follow code nor a run code in use (lock held)."""
+        while True:
+            code = "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
+            follow = self._codes.get(code)
+            run = self._run_codes.get(code)
+            if not taken(code) and (follow is None or follow() is None) and (run is None or run() is None):
+                return code
+
     # ---- follow the teacher -----------------------------------------------------------------------------
     def publish(self, slot) -> str:
         """A short code for `slot` (anything with a `.job`): its current run and every later one."""
@@ -150,10 +225,7 @@ class Runs:
             for code, ref in self._codes.items():
                 if ref() is slot:
                     return code
-            while True:
-                code = "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
-                if code not in self._codes or self._codes[code]() is None:
-                    break
+            code = self._new_code(lambda c: False)
             self._codes[code] = weakref.ref(slot)
             return code
 

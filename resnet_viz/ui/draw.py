@@ -10,6 +10,7 @@ from ..data.datasets import info
 from ..data.preprocess import MAX_UPLOAD_BYTES, prepare, read_upload
 from ..i18n import LabError
 from ..plots import inside as inside_plots
+from ..plots import run as plots
 from .nav import models_note
 from .session import live_interval, models_job, rerun_when_finished
 from .text import lang, t
@@ -21,6 +22,20 @@ SOURCES = ("draw", "test", "upload")
 
 def _pixels(image: np.ndarray, size: int = 84) -> np.ndarray:
     return upscale(image, max(1, size // max(image.shape)))
+
+
+PAD = 70  # grey around a thumbnail's picture: the crop's edges stay visible against the digit's black
+
+
+def _square(image: np.ndarray) -> np.ndarray:
+    """The picture centred on a grey square, its aspect kept: the page shows every thumbnail as a square,
+    and a wide crop would be stretched into one."""
+    h, w = image.shape
+    side = max(h, w)
+    out = np.full((side, side), PAD, np.uint8)
+    top, left = (side - h) // 2, (side - w) // 2
+    out[top:top + h, left:left + w] = image
+    return out
 
 
 def choose_input(dataset: str) -> np.ndarray | None:
@@ -73,7 +88,7 @@ def show_steps(prepared) -> None:
     shown = [(key, img) for key, img in steps if img is not None]
     for col, (key, img) in zip(st.columns(4), shown):
         small = img if max(img.shape) <= 84 else img[::max(1, max(img.shape) // 84), ::max(1, max(img.shape) // 84)]
-        col.image(_pixels(small), caption=t(key), width=84)
+        col.image(_pixels(_square(small)), caption=t(key), width=84)
 
 
 def predictions() -> None:
@@ -87,9 +102,11 @@ def predictions() -> None:
     data = info(job.dataset)
     probs = probabilities(job.nets, digit, stats=data.stats)
     names = [v.name for v in snap.models]
-    st.plotly_chart(inside_plots.probability_figure(names, probs, t, data.class_names(lang())), key="prob_chart",
-                    config={"displaylogo": False, "staticPlot": True})
-    st.caption(t("draw.weights_at", step=snap.step, steps=snap.steps) if snap.step else t("draw.untrained"))
+    colours = plots.colours([v.spec for v in snap.models])
+    st.plotly_chart(inside_plots.probability_figure(names, probs, t, data.class_names(lang()), colours),
+                    key="prob_chart", config={"displaylogo": False, "staticPlot": True})
+    key = "draw.weights_replay" if snap.replay else "draw.weights_at"
+    st.caption(t(key, step=snap.weights_at, steps=snap.steps) if snap.weights_at else t("draw.untrained"))
     rerun_when_finished(job, "_draw_busy")
 
 
@@ -121,7 +138,7 @@ def feature_maps(job, digit: np.ndarray) -> None:
     n_blocks = max(len(m) for m in maps.values())
     block = st.slider(t("draw.block"), 1, n_blocks, min(n_blocks, st.session_state.get("maps_block", 1)),
                       key="maps_block", help=t("draw.block_help")) if n_blocks > 1 else 1
-    panels = []
+    panels = {}
     for i in chosen:
         if block > len(maps[i]):
             st.info(t("draw.no_block", name=names[i], block=block, blocks=len(maps[i])))
@@ -132,21 +149,32 @@ def feature_maps(job, digit: np.ndarray) -> None:
                      ("draw.panel_sum", bm.output)]
         else:
             parts = [("draw.panel_plain", bm.output)]
-        panels += [(f"<b>{names[i]}</b><br>{t(key)}", values) for key, values in parts]
+        panels[i] = [(t(key), values) for key, values in parts]
+    if not panels:
+        return
     if shared:  # one scale for every block of both models: see the signal grow or fade with depth
         limit = max(float(np.abs(p).max()) for m in maps.values() for bm in m
                     for p in (bm.output, bm.residual, bm.identity) if p is not None)
     else:  # one scale for this layer, the same for both models
-        limit = max(float(np.abs(p).max()) for _, p in panels)
-    name = maps[chosen[0]][min(block, len(maps[chosen[0]])) - 1].name
-    fig = inside_plots.maps_figure([(label, mosaic(p)) for label, p in panels], limit, t,
-                                   t("draw.maps_block", block=name, channels=panels[0][1].shape[0]))
-    st.plotly_chart(fig, key="maps_chart", config={"displaylogo": False})
+        limit = max(float(np.abs(p).max()) for parts in panels.values() for _, p in parts)
+    first = next(iter(panels))
+    st.markdown(t("draw.maps_block", block=maps[first][block - 1].name, channels=panels[first][0][1].shape[0]))
+    # One figure per mosaic, in a row on a screen, one under the other on a phone, where four mosaics in
+    # one figure left no room for their captions. One colour scale for all, its bar under the last.
+    shown = [(i, label, values) for i, parts in panels.items() for label, values in parts]
+    for k, (col, (i, label, values)) in enumerate(zip(st.columns(len(shown), gap="small"), shown)):
+        fig = inside_plots.maps_figure([("", mosaic(values))], limit, t, f"<b>{names[i]}</b><br>{label}", width=260,
+                                       colour_bar=k == len(shown) - 1)
+        col.plotly_chart(fig, key="maps_chart" if k == 0 else f"maps_chart_{k + 1}", config={"displaylogo": False})
     entries = []
     for i, spec in enumerate(specs):
         m = maps[i] if i in maps else block_maps(job.nets[i], digit, stats=stats)
         entries.append((names[i], spec.skip, np.array([x.mean for x in m]), np.array([x.std for x in m])))
-    st.plotly_chart(inside_plots.activation_figure(entries, t), key="act_chart", config={"displaylogo": False})
+    colours = plots.colours(specs)
+    for col, key in zip(st.columns(2), ("mean", "std")):
+        col.plotly_chart(inside_plots.activation_figure(entries, t, key, colours),
+                         key="act_chart" if key == "mean" else "act_chart_std",
+                         config={"displaylogo": False})
     st.caption(t("draw.act_help"))
 
 

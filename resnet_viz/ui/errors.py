@@ -40,13 +40,14 @@ def page() -> None:
     job.touch()
     # The evaluation stays at the step it was made until the user asks for the newer weights.
     owner, shown = st.session_state.get("_errors_step", (None, 0))
-    if owner != id(job) or not 0 < shown <= snap.step:
-        shown = snap.step
-    if shown != snap.step:
+    now = snap.weights_at  # a replay's nets hold the weights of its run's end
+    if owner != id(job) or not 0 < shown <= now:
+        shown = now
+    if shown != now:
         c1, c2 = st.columns([3, 1], vertical_alignment="center")
-        c1.caption(t("errors.stale", step=shown, now=snap.step))
+        c1.caption(t("errors.stale", step=shown, now=now))
         if c2.button(t("errors.refresh"), icon=":material/refresh:", width="stretch"):
-            shown = snap.step
+            shown = now
     st.session_state["_errors_step"] = (id(job), shown)
     try:
         results = evaluated(job, shown)
@@ -58,7 +59,13 @@ def page() -> None:
     names = [v.name for v in snap.models]
     n = len(test.test_labels)
     st.caption(t("errors.intro", n=n, step=shown) if n <= LIMIT else t("errors.intro_part", n=LIMIT, of=n, step=shown))
-    st.dataframe([{t("table.model"): name, t("errors.accuracy"): f"{100 * r.accuracy:.1f}%",
+    counted = min(n, LIMIT)
+    # The Lab's summary tests on fewer digits (TrainSpec.eval_size): both headers say on how many, and the
+    # note says why the two can differ.
+    lab_n = min(job.train.eval_size, n)
+    if lab_n < counted:
+        st.caption(t("errors.lab_differs", lab=lab_n, n=counted))
+    st.dataframe([{t("table.model"): name, t("errors.accuracy_n", n=counted): f"{100 * r.accuracy:.1f}%",
                    t("errors.count"): int((r.predicted != r.labels).sum())} for name, r in zip(names, results)],
                  hide_index=True)
     chosen = st.radio(t("errors.model"), range(len(names)), format_func=names.__getitem__, horizontal=True,

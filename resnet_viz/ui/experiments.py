@@ -1,12 +1,12 @@
 """The Experiments page: the papers' evidence on MNIST. Each tab opens with the committed reference result
 (instant), and can recompute it live: the sweep from scratch, the others on this session's trained models."""
-import numpy as np
 import streamlit as st
 
 from ..analysis import reference
-from ..analysis.experiments import read_sweep_csv, sweep_summary
+from ..analysis.experiments import LANDSCAPE_RESOLUTION, read_sweep_csv, sweep_summary
 from ..analysis.reference import REFERENCE_STEPS
 from ..config import (
+    PRESETS,
     RESNET_DEPTHS,
     RESNET_SWEEP_DEPTHS,
     SWEEP_DEPTHS,
@@ -16,6 +16,7 @@ from ..config import (
     replace,
 )
 from ..plots import experiments as xp
+from ..plots.run import colours
 from ..training.engine import run_threads
 from ..training.tasks import Task
 from .link import classroom
@@ -40,6 +41,13 @@ def _reference(load):
     except (OSError, ValueError, KeyError) as exc:
         st.info(t("exp.no_reference", error=type(exc).__name__))
         return None
+
+
+def _colours(names, specs=None) -> list[str]:
+    """Each model's colour by its size, as on the Lab page. The references name their models only: they
+    are the default lesson's (the Degradation preset's), looked up by name."""
+    known = {s.name: s for s in (specs if specs is not None else PRESETS["degradation"].models)}
+    return colours([known.get(name) for name in names])
 
 
 def _trained_job():
@@ -143,7 +151,7 @@ def lesion_tab() -> None:
     ref = _reference(reference.lesion)
     if ref:
         entries = [(name, skip, blocks, acc, full) for name, (skip, blocks, acc, full) in ref.items()]
-        st.plotly_chart(xp.lesion_figure(entries, t), key="lesion_ref", config=CONFIG)
+        st.plotly_chart(xp.lesion_figure(entries, t, _colours(ref)), key="lesion_ref", config=CONFIG)
         st.caption(t("exp.lesion_ref_caption", steps=REFERENCE_STEPS))
     st.markdown(t("exp.live_heading"))
     live("lesion", lesion_live)
@@ -156,7 +164,8 @@ def lesion_live() -> None:
         specs = {s.name: s for s in task_holder("lesion").job.models}
         entries = [(name, specs[name].skip, blocks, acc, full)
                    for name, (full, acc, blocks) in view.result.items()]
-        st.plotly_chart(xp.lesion_figure(entries, t), key="lesion_live", config=CONFIG)
+        st.plotly_chart(xp.lesion_figure(entries, t, _colours(view.result, specs.values())), key="lesion_live",
+                        config=CONFIG)
 
 
 def landscape_tab() -> None:
@@ -165,20 +174,22 @@ def landscape_tab() -> None:
     data = _reference(reference.landscape)
     if data:
         slices = data["slices"]
-        zrange = _log_range([s["loss"] for s in slices.values()])
+        # Each slice in its own colours, lowest to highest loss: its shape is the lesson (one bowl, or bumps),
+        # and plain-56's chance-level plateau would take a shared scale's whole dark end.
         for col, (name, s) in zip(st.columns(len(slices)), slices.items()):
             col.plotly_chart(xp.landscape_figure(s["coords"], s["loss"], t, t("exp.slice_title", name=name),
-                                                 surface=surface, zrange=zrange), key=f"land_ref_{name}",
-                             config=CONFIG)
+                                                 surface=surface), key=f"land_ref_{name}", config=CONFIG)
         interp = [(name, e["skip"], e["t"], e["loss"]) for name, e in data["interpolation"].items()]
-        st.plotly_chart(xp.interpolation_figure(interp, t), key="interp_ref", config=CONFIG)
+        st.plotly_chart(xp.interpolation_figure(interp, t, _colours(data["interpolation"])), key="interp_ref",
+                        config=CONFIG)
         st.caption(t("exp.landscape_ref_caption", res=data["resolution"], images=data["images"],
-                     steps=data["steps"]))
+                     steps=data["steps"], span=f"{data['span']:g}"))
     st.markdown(t("exp.live_heading"))
     job = _trained_job()
     names = [s.name for s in job.models] if job else []
     c1, c2 = st.columns(2)
-    resolution = c1.slider(t("exp.resolution"), 5, 31, 11, 2, key="landscape_res", help=t("exp.resolution_help"))
+    resolution = c1.slider(t("exp.resolution"), 5, 31, LANDSCAPE_RESOLUTION, 2, key="landscape_res",
+                           help=t("exp.resolution_help"))
     chosen = c2.multiselect(t("exp.slice_models"), names, default=_deepest_pair(job) if job else [],
                             placeholder=t("exp.slice_placeholder"),
                             key="landscape_models")
@@ -192,21 +203,14 @@ def landscape_live(resolution: int, chosen: list[str], surface: bool) -> None:
         res = view.result
         twod = {k[1]: v for k, v in res.items() if k[0] == "2d"}
         if twod:
-            zrange = _log_range([loss for _, loss in twod.values()])
             for col, (name, (coords, loss)) in zip(st.columns(len(twod)), twod.items()):
                 col.plotly_chart(xp.landscape_figure(coords, loss, t, t("exp.slice_title", name=name),
-                                                     surface=surface, zrange=zrange), key=f"land_live_{name}",
-                                 config=CONFIG)
-        skips = {s.name: s.skip for s in task_holder("landscape").job.models}
+                                                     surface=surface), key=f"land_live_{name}", config=CONFIG)
+        specs = list(task_holder("landscape").job.models)
+        skips = {s.name: s.skip for s in specs}
         live = [(k[1], skips.get(k[1], True), ts, loss) for k, (ts, loss) in res.items() if k[0] == "1d"]
-        st.plotly_chart(xp.interpolation_figure(live, t), key="interp_live", config=CONFIG)
-
-
-def _log_range(losses) -> tuple[float, float]:
-    """log10 limits shared by slices shown side by side."""
-    values = np.concatenate([np.ravel(loss) for loss in losses])
-    values = np.log10(np.clip(values[np.isfinite(values)], 1e-3, None))
-    return (float(values.min()), float(values.max())) if values.size else (0.0, 1.0)
+        st.plotly_chart(xp.interpolation_figure(live, t, _colours([e[0] for e in live], specs)), key="interp_live",
+                        config=CONFIG)
 
 
 def _deepest_pair(job) -> list[str]:
@@ -221,7 +225,7 @@ def shattered_tab() -> None:
     if data:
         for col, when in zip(st.columns(2), ("init", "trained")):
             entries = [(name, e["skip"], e["lags"], e["corr"]) for name, e in data[when].items()]
-            col.plotly_chart(xp.correlation_figure(entries, t, t(f"exp.shattered_{when}")),
+            col.plotly_chart(xp.correlation_figure(entries, t, t(f"exp.shattered_{when}"), _colours(data[when])),
                              key=f"shat_ref_{when}", config=CONFIG)
         st.caption(t("exp.shattered_ref_caption", steps=data["steps"]))
     st.markdown(t("exp.live_heading"))
@@ -232,11 +236,13 @@ def shattered_live() -> None:
     task_controls("shattered", dict)
     view = task_status("shattered")
     if view is not None and view.state == "done":
-        skips = {s.name: s.skip for s in task_holder("shattered").job.models}
+        specs = list(task_holder("shattered").job.models)
+        skips = {s.name: s.skip for s in specs}
         for col, when in zip(st.columns(2), ("init", "trained")):
             entries = [(k[1], skips.get(k[1], True), lags, corr) for k, (lags, corr) in view.result.items()
                        if k[0] == when]
-            col.plotly_chart(xp.correlation_figure(entries, t, t(f"exp.shattered_{when}")),
+            col.plotly_chart(xp.correlation_figure(entries, t, t(f"exp.shattered_{when}"),
+                                                   _colours([e[0] for e in entries], specs)),
                              key=f"shat_live_{when}", config=CONFIG)
 
 

@@ -32,7 +32,7 @@ def charts() -> None:
                           config=static)
     else:
         left.info(t("grad.pick_a_step"))
-    right.plotly_chart(plots.grad_heatmap_figure(views, t, gap=0.08), key="grad_heatmap", config=static)
+    right.plotly_chart(plots.grad_heatmap_figure(views, t), key="grad_heatmap", config=static)
     st.caption(t("grad.caption"))
     rerun_when_finished(job, "_grad_busy")
 

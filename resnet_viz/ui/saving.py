@@ -42,6 +42,8 @@ def save_and_share(holder, share_url: str) -> None:
 
 
 def _exporter(job, language: str, log_y: bool, smoothing: float):
+    job = getattr(job, "source", job)  # a replay saves the run it replays, whole, with the weights it ended with
+
     def build() -> bytes:
         from .. import runfile
         from ..plots import run as plots  # torch and kaleido: only when someone exports

@@ -1,17 +1,26 @@
 """One training job per browser session, stopped when the session ends.
 
-The job lives in a session-scoped resource: when the tab closes, Streamlit releases it and we stop the
-worker. A heartbeat stamped by the polling chart is the second guard (the engine stops a job nobody has
-looked at for HEARTBEAT_TIMEOUT seconds), in case a release never comes.
+The job lives in a session-scoped resource: when the tab closes (or reloads), Streamlit releases it, and the
+run stops once its grace (sharing.grace_s) has passed with nobody back to watch it: a reload finds it by the
+code in the page's address (`reconnect`). A heartbeat stamped by the polling status line is the second guard
+(the engine stops a job nobody has looked at for `heartbeat_timeout()` seconds), in case a release never
+comes.
 """
 import threading
 import time
 
 import streamlit as st
 
-from ..training.sharing import RUNS
+from ..training.sharing import CODE_ALPHABET, RUNS, grace_s, normal_code
 
 HEARTBEAT_TIMEOUT = 90.0  # s; browsers throttle background tabs' timers to about once a minute
+
+
+def heartbeat_timeout() -> float:
+    """How long a run nobody looks at trains on: HEARTBEAT_TIMEOUT, or the grace when that is longer (the
+    heartbeat must not stop a run its session may still come back to)."""
+    return max(HEARTBEAT_TIMEOUT, grace_s())
+
 # Importing torch (here and in the fork server) takes ~2 s of both cores; done while the first page renders
 # it made the page appear in 7 s instead of 4. Wait until the page is up (a Train pressed sooner imports it).
 WARM_UP_DELAY = 3.0  # s
@@ -26,21 +35,26 @@ def viewer_here() -> bool:
 
 class JobHolder:
     """A session's slot for its run. A run several sessions watch (training/sharing.py) is stopped only when
-    its last watcher leaves; a private one when its session replaces it or leaves."""
+    its last watcher leaves; a private one when its session replaces it or leaves. With `grace`, a session
+    that ends leaves its run going for sharing.grace_s() seconds, for a reload to come back to."""
 
-    def __init__(self, here: bool = False):
+    def __init__(self, here: bool = False, grace: bool = False):
         self.job = None
         self.here = here  # its browser is on the server's machine (viewer_here): it draws on the training cores
+        self.grace = grace
 
     def replace(self, job) -> None:
+        """Show `job` (None: nothing) instead of the current run, which this session leaves at once."""
         if self.job is not None and self.job is not job:
             RUNS.leave(self.job, self)
+        if job is not None:
+            RUNS.join(job, self)
         self.job = job
 
     def release(self) -> None:
         RUNS.unpublish(self)
         if self.job is not None:
-            RUNS.leave(self.job, self)
+            RUNS.leave(self.job, self, grace_s() if self.grace else 0.0)
 
 
 class ReleaseGuard:
@@ -64,9 +78,38 @@ def job_holder() -> JobHolder:
     the session-scoped guard so closing the tab stops the job."""
     holder = st.session_state.get("_job_holder")
     if holder is None:
-        holder = st.session_state["_job_holder"] = JobHolder(here=viewer_here())
-        _release_guard().holders.append(holder)
+        holder = st.session_state["_job_holder"] = JobHolder(here=viewer_here(), grace=True)
+    guard = _release_guard()
+    if holder not in guard.holders:
+        # A session whose connection dropped and came back (Streamlit keeps it a while) got a new guard, and
+        # its release left its run: it watches it again.
+        guard.holders.append(holder)
+        if holder.job is not None:
+            RUNS.join(holder.job, holder)
     return holder
+
+
+def run_code() -> str | None:
+    """The code of this session's run, for the page's address (None without a run)."""
+    job = job_holder().job
+    return RUNS.run_code(job) if job is not None else None
+
+
+def reconnect(code: str):
+    """A session opened with a run's code (a reload, the address on another device) watches that run, as a
+    shared one, and the Lab says so (ui/replay.py); an unknown code is said too. Returns the run, or None."""
+    code = "".join(c for c in normal_code(code) if c in CODE_ALPHABET)[:8]  # shown in the note: nothing else
+    if not code:
+        return None
+    job = RUNS.run_by_code(code)
+    if job is None:
+        st.session_state["_reconnected"] = (None, code, 0, 0, None)
+        return None
+    job.touch()
+    job_holder().replace(job)
+    snap = job.snapshot()
+    st.session_state["_reconnected"] = (id(job), code, snap.step, snap.steps, snap.state if snap.finished else None)
+    return job
 
 
 def task_holder(kind: str) -> JobHolder:
