@@ -12,7 +12,7 @@ shattered.json (gradient correlations at initialisation and after training), fro
 four models trained for REFERENCE_STEPS steps (seed 0) on the bundled MNIST subset; models.zip, those
 four models as a saved run with float16 weights (the Draw page's models before anyone trains, and
 `python -m resnet_viz predict`); and lessons.json: the
-degradation and Fig. 4 presets' compared models at each of their settings' seeds, every step's training
+degradation and Fig. 4 presets' models at each of their settings' seeds, every step's training
 loss (the science checks read seeds 1 and 2 from it and retrain seed 0 live; a check pins the file to the
 code by each seed's first-step losses and the presets' settings).
 """

@@ -13,7 +13,7 @@ from ..data.arrays import ASSETS
 
 REFERENCE = ASSETS / "reference"
 REFERENCE_STEPS = 300  # the lesion, landscape and shattering references use models trained this long
-# Presets whose lesson is kept at every seed (lessons.json): their compared models at the preset's settings.
+# Presets whose lesson is kept at every seed (lessons.json): their models at the preset's settings.
 LESSON_PRESETS = ("degradation", "imagenet_fig4")
 LESSON_SEEDS = SWEEP_SEEDS
 
@@ -60,9 +60,10 @@ def as_plain(spec) -> dict:
 
 
 def lesson_settings(key: str, seed: int):
-    """What lessons.json holds for a preset at a seed: its compared models and its training settings."""
+    """What lessons.json holds for a preset at a seed: all its models (the first steps' check reads res-20 too,
+    which the degradation lesson does not compare) and its training settings."""
     preset = PRESETS[key]
-    return list(preset.compared), dataclasses.replace(preset.train, seed=seed)
+    return list(preset.models), dataclasses.replace(preset.train, seed=seed)
 
 
 def lessons_path():
