@@ -111,7 +111,7 @@ def test_on_step_called_after_every_step_and_can_stop():
 
 
 def test_training_reduces_loss():
-    job = Job([TINY_MODEL], tiny_train(steps=40, lr=0.05, eval_every=40, eval_size=200), queue=WorkerQueue(1))
+    job = Job([TINY_MODEL], tiny_train(steps=40, lr=0.1, eval_every=40, eval_size=200), queue=WorkerQueue(1))
     m = job.run_blocking().models[0]
     assert m.train_loss[-10:].mean() < m.train_loss[:3].mean() - 0.3
     assert m.test_acc[-1] > 0.3  # chance is 0.1
