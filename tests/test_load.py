@@ -284,10 +284,11 @@ def teacher_train(page, budget) -> None:
     """Train the teacher's long run: the page asks first for a run estimated at several minutes (the server's
     pace, learned from the runs it finished, can put 5000 steps of two tiny nets over the mark)."""
     button(page, "btn.train").click(timeout=budget.ms(30))
-    anyway = button(page, "btn.train_anyway")
-    expect(anyway.or_(page.locator("[data-testid=stProgress]")).first).to_be_visible(timeout=budget.ms(60))
-    if anyway.count():
-        anyway.click(timeout=budget.ms(30))
+    asked = f"[...document.querySelectorAll('button')].some(b => b.innerText.includes({json.dumps(EN['btn.train_anyway'])}))"
+    page.wait_for_function(f"() => {asked} || /Training · step|in the queue/.test(document.body.innerText)",
+                           timeout=budget.ms(60))
+    if page.evaluate(f"() => {asked}"):
+        button(page, "btn.train_anyway").click(timeout=budget.ms(30))
 
 
 def wait_rerun(page, condition: str, timeout_ms: float) -> None:

@@ -99,7 +99,7 @@ def test_the_lab_after_a_short_run_has_no_text_over_other_text(phone, server):
     phone.get_by_role("button", name="Train").click()
     phone.wait_for_function("() => document.body.innerText.includes('Done ·')", timeout=hang_ms(180))
     settled(phone, 3000)
-    phone.locator("[data-testid=stDataFrame]").last.wait_for(timeout=hang_ms(30))  # the summary, last of all
+    phone.locator("[data-testid=stDataFrame] >> visible=true").first.wait_for(timeout=hang_ms(30))  # the summary
     assert_apart(phone, "Lab", least_charts=5)  # loss, accuracy, gradient heatmaps, first/last, identity
 
 
