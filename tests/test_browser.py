@@ -139,7 +139,7 @@ def test_on_a_projector_the_status_line_and_both_curves_are_in_view_while_a_run_
             and box["y"] + box["height"] <= 720, (i, box)
     status = boxes[2]
     assert status["y"] + status["height"] <= boxes[0]["y"], boxes
-    page.get_by_role("button", name="Stop").click()
+    page.get_by_role("button", name="Stop", exact=True).click()
     page.wait_for_function("() => /Stopped · step/.test(document.body.innerText)", timeout=hang_ms(60))
     page.context.close()
 

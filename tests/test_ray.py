@@ -143,13 +143,14 @@ def test_a_ray_run_pauses_steps_resumes_the_server_draws_with_its_weights_and_a_
     no_actors_left()  # the other actor was stopped, not left training
 
 
-def test_runs_waiting_for_the_cluster_show_their_place_and_runs_nobody_watches_stop(ray_local, jobs):
+def test_runs_waiting_for_the_cluster_show_their_place_and_runs_nobody_watches_stop(ray_local, jobs, monkeypatch):
     """Ray's scheduler is the queue: runs asking for more CPUs than the cluster has free wait, queued, each
     with its place in this server's line for the cluster, and start by themselves as CPUs free up. A run
     whose viewers have all gone (the tab closed: nobody renews its heartbeat) stops, its actors ended, and so
     does one still waiting in the line. The second is a class's run (training/sharing.py): two sessions
     joined it, a code it publishes leads followers to it, it trains on while one of them watches and stops
     when the last one leaves."""
+    monkeypatch.setenv("RESNET_LAB_GRACE_S", "0")  # the last viewer's leaving stops a run at once here
     from test_sharing import Watcher
 
     from resnet_viz.training.sharing import Runs, run_key

@@ -79,7 +79,7 @@ def test_train_on_settings_already_trained_replays_them_and_can_train_live(brows
     second.get_by_role("button", name="Train again live").click()
     wait_text(second, "Training · step [0-9]", 120)
     expect(second.get_by_text("replaying that run")).to_have_count(0)
-    second.get_by_role("button", name="Stop").click()
+    second.get_by_role("button", name="Stop", exact=True).click()
     wait_text(second, "(Stopped|Done) · step", 60)
     assert second.locator("[data-testid=stException]").count() == 0 and not second.errors, second.errors
     second.context.close()
@@ -96,8 +96,8 @@ def test_a_reload_mid_run_is_back_in_the_run(browser, server):
         timeout=hang_ms(30))
     wait_text(page, "Training · step [1-9]", 60)
     assert step_of(progress_text(page)) > 0 and run_code(page) == code
-    expect(page.get_by_role("button", name="Stop")).to_be_enabled()
-    page.get_by_role("button", name="Stop").click()
+    expect(page.get_by_role("button", name="Stop", exact=True)).to_be_enabled()
+    page.get_by_role("button", name="Stop", exact=True).click()
     wait_text(page, "Stopped · step", 60)
     assert page.locator("[data-testid=stException]").count() == 0 and not page.errors, page.errors
     page.context.close()
