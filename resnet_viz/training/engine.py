@@ -2,7 +2,7 @@
 
 Each step draws one minibatch and feeds it to each model in turn (trainer.py), so the comparison is fair
 (same data, same order, same seed) and the cores are never oversubscribed: two trainers that each use all
-cores run ~50x slower on a 2-core laptop (DESIGN section 3). A process-wide queue lets at most
+cores run ~50x slower on a 2-core laptop (measured: two 2-thread trainers on 2 cores ran one conv 50x slower). A process-wide queue lets at most
 `max_workers()` jobs train at once, across all browser sessions; the others wait, with a visible position.
 
 A job with several cores splits its models by cost into one single-thread worker per core (`split`), each
